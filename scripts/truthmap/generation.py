@@ -1,0 +1,211 @@
+"""Batched greedy decoding that keeps each chosen token's log-probability and logit.
+
+Prompts are sorted by length and decoded in batches with left padding and a KV
+cache. A sequence stops at an end-of-sequence id, at a stop id (a newline for
+plain-style prompts) or after ``max_new_tokens``; a batch ends when all of its
+sequences have stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+FinishReason = Literal["eos", "stop", "length"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One greedy continuation."""
+
+    gen_ids: list[int]
+    """Generated ids, the final end-of-sequence or stop token included."""
+    logprobs: list[float]
+    """log P(chosen token) at each step."""
+    logits: list[float]
+    """The raw logit of the chosen token at each step."""
+    finish_reason: FinishReason
+
+
+def eos_ids(model, tokenizer) -> set[int]:
+    """Every id that ends a sequence: the tokenizer's and the generation config's."""
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value is not None:
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def newline_ids(tokenizer) -> set[int]:
+    """Ids whose text contains a newline (used to stop plain-style answers)."""
+    vocab_size = len(tokenizer)
+    texts = tokenizer.batch_decode([[i] for i in range(vocab_size)])
+    return {i for i, text in enumerate(texts) if "\n" in text}
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def generate_greedy(
+    model,
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    stop_ids: set[int],
+    eos: set[int],
+    max_new_tokens: int,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Generation]:
+    """Greedy continuations of ``prompts`` (token ids), in the order given."""
+    results: list[Generation | None] = [None] * len(prompts)
+    done = 0
+    for batch in length_batches([len(p) for p in prompts], batch_size):
+        outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens)
+        for i, out in zip(batch, outs):
+            results[i] = out
+        done += len(batch)
+        if progress:
+            progress(done, len(prompts))
+    return results  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> list[Generation]:
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, width - len(prompt) :] = 1
+    input_ids, mask = input_ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+    n = len(prompts)
+    chosen = torch.zeros((n, max_new_tokens), dtype=torch.long)
+    logprobs = torch.zeros((n, max_new_tokens), dtype=torch.float32)
+    logits_out = torch.zeros((n, max_new_tokens), dtype=torch.float32)
+    lengths = torch.full((n,), max_new_tokens, dtype=torch.long)
+    reasons: list[FinishReason] = ["length"] * n
+    finished = torch.zeros(n, dtype=torch.bool)
+    stop_all = torch.tensor(sorted(stop_ids | eos), dtype=torch.long, device=device)
+    eos_t = torch.tensor(sorted(eos), dtype=torch.long, device=device)
+
+    past = None
+    step_ids, step_pos = input_ids, positions
+    for step in range(max_new_tokens):
+        out = model(
+            input_ids=step_ids,
+            attention_mask=mask,
+            position_ids=step_pos,
+            past_key_values=past,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float()
+        token = logits.argmax(-1)
+        logprob = torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
+        chosen[:, step] = token.cpu()
+        logprobs[:, step] = logprob.cpu()
+        logits_out[:, step] = logits.gather(-1, token[:, None])[:, 0].cpu()
+
+        stops = torch.isin(token, stop_all).cpu() & ~finished
+        for row in torch.nonzero(stops).flatten().tolist():
+            lengths[row] = step + 1
+            reasons[row] = "eos" if bool(torch.isin(token[row], eos_t)) else "stop"
+        finished |= stops
+        if bool(finished.all()):
+            break
+        step_ids = token[:, None]
+        step_pos = step_pos[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+
+    return [
+        Generation(
+            gen_ids=chosen[row, : lengths[row]].tolist(),
+            logprobs=logprobs[row, : lengths[row]].tolist(),
+            logits=logits_out[row, : lengths[row]].tolist(),
+            finish_reason=reasons[row],
+        )
+        for row in range(n)
+    ]
+
+
+def answer_questions(
+    questions: Sequence[dict],
+    model,
+    tokenizer,
+    cfg,
+    has_chat_template: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """Greedy answers to question records, as generation records (one per question).
+
+    Each record keeps the exact prompt ids and generated ids fed to the model
+    later, the decoded text, and per-token log-probabilities and logits.
+    """
+    from truthmap.positions import decode
+    from truthmap.prompts import answer_prompt_text, encode_prompt, resolve_style
+
+    style = resolve_style(cfg.prompt_style, has_chat_template)
+    texts = [answer_prompt_text(tokenizer, q["question"], cfg, style) for q in questions]
+    prompt_ids = [encode_prompt(tokenizer, text, style) for text in texts]
+    eos = eos_ids(model, tokenizer)
+    stops = newline_ids(tokenizer) - eos if style == "plain" else set()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    outs = generate_greedy(
+        model, prompt_ids, pad_id=pad, stop_ids=stops, eos=eos,
+        max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, progress=progress,
+    )
+    return [
+        {
+            "id": q["id"],
+            "question": q["question"],
+            "domain": (q.get("meta") or {}).get("domain", ""),
+            "prompt_style": style,
+            "prompt": text,
+            "prompt_ids": ids,
+            "gen_ids": out.gen_ids,
+            "text": decode(tokenizer, out.gen_ids),
+            "logprobs": out.logprobs,
+            "logits": out.logits,
+            "finish_reason": out.finish_reason,
+        }
+        for q, text, ids, out in zip(questions, texts, prompt_ids, outs, strict=True)
+    ]
+
+
+def extract_short_answers(
+    pairs: Sequence[tuple[str, str]],
+    model,
+    tokenizer,
+    max_new_tokens: int,
+    batch_size: int,
+    has_chat_template: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """The extractor's raw replies for (question, long answer) pairs."""
+    from truthmap.positions import decode
+    from truthmap.prompts import encode_prompt, extraction_prompt_text
+
+    style = "chat" if has_chat_template else "plain"
+    prompt_ids = [
+        encode_prompt(tokenizer, extraction_prompt_text(tokenizer, q, a, style), style) for q, a in pairs
+    ]
+    eos = eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    outs = generate_greedy(
+        model, prompt_ids, pad_id=pad, stop_ids=newline_ids(tokenizer) - eos, eos=eos,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
+    )
+    return [decode(tokenizer, out.gen_ids) for out in outs]

