@@ -1,0 +1,175 @@
+"""Hidden states at chosen positions of chosen layers, batch by batch, into HDF5.
+
+Each batch of (prompt + generation) sequences is right-padded and run through
+the transformer body only (no LM head). Forward hooks on the requested layers
+copy out just the requested positions; a hook on the deepest requested layer
+stops the forward pass there. Batches hold sequences of similar length and at
+most ``batch_tokens`` padded tokens, so memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from truthmap.h5io import ActivationWriter
+from truthmap.models import decoder_body, decoder_layers
+
+
+class _StopForward(Exception):
+    """Raised by the hook on the deepest needed layer to end the forward pass."""
+
+
+def token_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Group example indices by similar length so that rows x longest <= batch_tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = lengths[i]  # ascending order: the newest is the longest
+        if current and (len(current) + 1) * width > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class PositionCapture:
+    """Forward hooks that keep ``hidden[b, positions[b, p]]`` of chosen layers."""
+
+    def __init__(self, model, layers: Sequence[int], site: str) -> None:
+        self.layers = list(layers)
+        self.site = site
+        self.index: torch.Tensor | None = None
+        self.captured: dict[int, torch.Tensor] = {}
+        blocks = decoder_layers(model)
+        deepest = max(self.layers)
+        self._handles = []
+        for layer in self.layers:
+            block = blocks[layer]
+            stop = layer == deepest
+            if site == "residual":
+                hook = block.register_forward_hook(self._output_hook(layer, stop))
+            elif site == "mlp_input":
+                hook = block.mlp.register_forward_pre_hook(self._input_hook(layer, stop))
+            else:
+                raise ValueError(f"unknown site {site!r}")
+            self._handles.append(hook)
+
+    def _keep(self, layer: int, hidden: torch.Tensor) -> None:
+        assert self.index is not None
+        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
+        self.captured[layer] = hidden[rows, self.index].to("cpu", torch.float16)
+
+    def _output_hook(self, layer: int, stop: bool) -> Callable:
+        def hook(module, args, output):
+            self._keep(layer, output[0] if isinstance(output, tuple) else output)
+            if stop:
+                raise _StopForward
+
+        return hook
+
+    def _input_hook(self, layer: int, stop: bool) -> Callable:
+        def hook(module, args):
+            self._keep(layer, args[0])
+            if stop:
+                raise _StopForward
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+@torch.inference_mode()
+def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]], positions: np.ndarray,
+                  pad_id: int, device: torch.device) -> dict[int, np.ndarray]:
+    """Hidden states (B, P, H) per layer for right-padded ``seqs`` at ``positions`` (B, P)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    capture.index = torch.as_tensor(np.clip(positions, 0, None), dtype=torch.long, device=device)
+    capture.captured = {}
+    try:
+        body(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+    except _StopForward:
+        pass
+    missing = set(capture.layers) - set(capture.captured)
+    if missing:
+        raise RuntimeError(f"layers {sorted(missing)} were not reached in the forward pass")
+    masked = torch.as_tensor(positions < 0)
+    return {layer: _zero_masked(t, masked).numpy() for layer, t in capture.captured.items()}
+
+
+def _zero_masked(block: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    block = block.clone()
+    block[masked] = 0
+    return block
+
+
+def extract_to_h5(
+    model,
+    out_path: str,
+    *,
+    ids: Sequence[str],
+    seqs: Sequence[Sequence[int]],
+    positions: np.ndarray,
+    labels: np.ndarray,
+    tokens: Sequence[str],
+    layers: Sequence[int],
+    site: str,
+    model_name: str,
+    pad_id: int,
+    batch_tokens: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Extract every example of a shard and write the HDF5 file atomically."""
+    device = next(model.parameters()).device
+    body = decoder_body(model)
+    capture = PositionCapture(model, layers, site)
+    hidden = int(model.config.get_text_config().hidden_size)
+    try:
+        with ActivationWriter(
+            out_path, ids=ids, labels=labels, positions=positions, tokens=tokens,
+            layers=layers, hidden_size=hidden, site=site, model=model_name,
+        ) as writer:
+            done = 0
+            for batch in token_batches([len(s) for s in seqs], batch_tokens):
+                blocks = extract_batch(body, capture, [seqs[i] for i in batch], positions[batch], pad_id, device)
+                writer.write(np.asarray(batch), blocks)
+                done += len(batch)
+                if progress:
+                    progress(done, len(seqs))
+    finally:
+        capture.remove()
+
+
+def shard_inputs(
+    generations: Sequence[dict], labels: Sequence[dict], position_rows: Sequence[dict], tokens: Sequence[str]
+) -> tuple[list[str], list[list[int]], np.ndarray, np.ndarray]:
+    """(ids, fed ids, positions (N, P), labels with 1 = wrong) of one shard, aligned by id."""
+    by_id_label = {r["id"]: r for r in labels}
+    by_id_pos = {str(r["id"]): r for r in position_rows}
+    ids, seqs, pos, y = [], [], [], []
+    for gen in generations:
+        qid = gen["id"]
+        if qid not in by_id_label or qid not in by_id_pos:
+            raise ValueError(f"example {qid!r} lacks a label or a positions row")
+        row = by_id_pos[qid]
+        seq = list(gen["prompt_ids"]) + list(gen["gen_ids"])
+        idx = [int(row[t]) for t in tokens]
+        if any(i >= len(seq) for i in idx):
+            raise ValueError(f"example {qid!r}: a position is beyond its {len(seq)} tokens")
+        ids.append(qid)
+        seqs.append(seq)
+        pos.append(idx)
+        y.append(0 if by_id_label[qid]["correct"] else 1)
+    return ids, seqs, np.asarray(pos, dtype=np.int64).reshape(len(ids), len(tokens)), np.asarray(y, dtype=np.int8)

@@ -1,0 +1,149 @@
+"""The HDF5 layout of one activation shard, written atomically and read per cell.
+
+One file per shard::
+
+    /ids        (N,)        utf-8 strings, the question ids
+    /label      (N,)        int8: 1 = the answer is wrong, 0 = right
+    /positions  (N, P)      int32 index into prompt + generation, -1 = masked
+    /valid      (N, P)      bool, positions >= 0
+    /layers/<l> (N, P, H)   float16 hidden states of layer l at the P positions
+
+File attributes: ``tokens`` (the P names, in order), ``layers``, ``site``,
+``model``, ``hidden_size``, ``complete`` (set last, just before the file is
+renamed into place). Layer datasets are chunked ``(rows, 1, H)`` so that reading
+one (layer, token) cell touches only that cell's chunks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from truthmap.files import InputError, atomic_path
+
+CHUNK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class ShardMeta:
+    """What a shard file holds, read from its attributes and index datasets."""
+
+    path: str
+    ids: list[str]
+    labels: np.ndarray
+    valid: np.ndarray
+    tokens: list[str]
+    layers: list[int]
+    site: str
+    model: str
+    hidden_size: int
+
+
+class ActivationWriter:
+    """Write one shard: create with the index arrays, then fill layer blocks by rows."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        ids: Sequence[str],
+        labels: np.ndarray,
+        positions: np.ndarray,
+        tokens: Sequence[str],
+        layers: Sequence[int],
+        hidden_size: int,
+        site: str,
+        model: str,
+    ) -> None:
+        self.path = Path(path)
+        self.layers = list(layers)
+        n, p = positions.shape
+        if len(ids) != n or len(labels) != n or p != len(tokens):
+            raise ValueError("ids, labels, positions and tokens disagree in size")
+        self._ctx = atomic_path(self.path, suffix=".h5.tmp")
+        tmp = self._ctx.__enter__()
+        self._file = h5py.File(tmp, "w")
+        f = self._file
+        f.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("label", data=np.asarray(labels, dtype=np.int8))
+        f.create_dataset("positions", data=positions.astype(np.int32))
+        f.create_dataset("valid", data=positions >= 0)
+        group = f.create_group("layers")
+        chunk = (max(1, min(n, CHUNK_ROWS)), 1, hidden_size)
+        for layer in self.layers:
+            group.create_dataset(str(layer), shape=(n, p, hidden_size), dtype=np.float16, chunks=chunk)
+        f.attrs.update(
+            tokens=list(tokens), layers=self.layers, site=site, model=model,
+            hidden_size=hidden_size, complete=False,
+        )
+
+    def write(self, rows: np.ndarray, blocks: dict[int, np.ndarray]) -> None:
+        """Store ``blocks[layer]`` (len(rows), P, H) at ``rows`` (any order)."""
+        order = np.argsort(rows)
+        sorted_rows = np.asarray(rows)[order]
+        for layer, block in blocks.items():
+            self._file["layers"][str(layer)][sorted_rows] = block[order].astype(np.float16)
+
+    def close(self) -> None:
+        """Mark the file complete and move it into place."""
+        self._file.attrs["complete"] = True
+        self._file.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self, exc: BaseException) -> None:
+        self._file.close()
+        self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __enter__(self) -> ActivationWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.abort(exc)
+
+
+def read_meta(path: str | os.PathLike) -> ShardMeta:
+    """Index data and attributes of a shard; a missing or incomplete file is an error."""
+    path = Path(path)
+    f = _open(path)
+    with f:
+        if not f.attrs.get("complete", False):
+            raise InputError(f"{path}: incomplete activation shard (the job writing it did not finish)")
+        return ShardMeta(
+            path=str(path),
+            ids=[s.decode() if isinstance(s, bytes) else str(s) for s in f["ids"][:]],
+            labels=f["label"][:],
+            valid=f["valid"][:],
+            tokens=[str(t) for t in f.attrs["tokens"]],
+            layers=[int(x) for x in f.attrs["layers"]],
+            site=str(f.attrs["site"]),
+            model=str(f.attrs["model"]),
+            hidden_size=int(f.attrs["hidden_size"]),
+        )
+
+
+def read_layer(path: str | os.PathLike, layer: int, token_index: int | None = None) -> np.ndarray:
+    """A layer's block (N, P, H), or one token's slice (N, H), as float16."""
+    path = Path(path)
+    with _open(path) as f:
+        key = f"layers/{layer}"
+        if key not in f:
+            raise InputError(f"{path}: layer {layer} was not extracted (have {list(f['layers'])})")
+        dset = f[key]
+        return dset[:] if token_index is None else dset[:, token_index, :]
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise InputError(f"{path}: activation shard not found")
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as err:
+        raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
