@@ -1,0 +1,104 @@
+"""Gathering per-cell results into the AUC table, and the run summary."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+
+from truthmap.config import TOKEN_NAMES
+from truthmap.files import InputError, read_json
+
+AUC_COLUMNS = (
+    "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_test",
+    "n_train_wrong", "n_test_wrong", "train_auc", "n_excluded", "status", "reason",
+)
+
+
+def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
+    """Read cell JSON files, sorted by layer then token in heatmap order."""
+    rows = []
+    for path in paths:
+        cell = read_json(path)
+        missing = [c for c in AUC_COLUMNS if c not in cell]
+        if missing:
+            raise InputError(f"{path}: cell result lacks {missing}")
+        rows.append(cell)
+    order = {name: i for i, name in enumerate(TOKEN_NAMES)}
+    seen = Counter((r["layer"], r["token"]) for r in rows)
+    dupes = [k for k, n in seen.items() if n > 1]
+    if dupes:
+        raise InputError(f"duplicate cells {dupes} among the probe results")
+    return sorted(rows, key=lambda r: (int(r["layer"]), order[str(r["token"])]))
+
+
+def best_cells(rows: Sequence[dict], k: int = 5) -> list[dict]:
+    """The k cells with the highest test AUC (for a summary, not a result: see the docs)."""
+    scored = [r for r in rows if r.get("auc") is not None and not _isnan(r["auc"])]
+    return sorted(scored, key=lambda r: -float(r["auc"]))[:k]
+
+
+def _isnan(value) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def label_summary(labels: Sequence[dict], generations: Sequence[dict]) -> dict:
+    """Accuracy, exact-answer coverage and finish reasons of a (model, dataset)."""
+    n = len(labels)
+    correct = sum(bool(r["correct"]) for r in labels)
+    wrong = [r for r in labels if not r["correct"]]
+    methods = Counter(r["exact_method"] for r in labels)
+    domains: dict[str, list[bool]] = {}
+    for gen, lab in zip(generations, labels):
+        domains.setdefault(gen.get("domain") or "all", []).append(bool(lab["correct"]))
+    return {
+        "n_questions": n,
+        "n_correct": correct,
+        "accuracy": correct / n if n else float("nan"),
+        "accuracy_by_domain": {d: sum(v) / len(v) for d, v in sorted(domains.items())},
+        "exact_answer_methods": dict(sorted(methods.items())),
+        "n_no_exact_answer": methods.get("none", 0),
+        "n_wrong_no_exact_answer": sum(r["exact_method"] == "none" for r in wrong),
+        "no_exact_answer_reasons": dict(
+            sorted(Counter(reason_kind(r["reason"]) for r in labels if r["exact_method"] == "none").items())
+        ),
+        "finish_reasons": dict(sorted(Counter(g["finish_reason"] for g in generations).items())),
+        "mean_generated_tokens": (
+            sum(len(g["gen_ids"]) for g in generations) / len(generations) if generations else float("nan")
+        ),
+    }
+
+
+def reason_kind(reason: str) -> str:
+    """A reason without its example-specific details, for counting."""
+    for kind in ("NO ANSWER", "not in the generated text", "not a short answer", "empty generation"):
+        if kind in reason:
+            return kind
+    return reason
+
+
+def run_summary(generations: Sequence[dict], labels: Sequence[dict], split: Sequence[dict],
+                auc: Sequence[dict]) -> dict:
+    """Everything a reader wants first: accuracy, coverage, probe set sizes, top cells."""
+    label_by_id = {r["id"]: r for r in labels}
+    ordered = [label_by_id[g["id"]] for g in generations]
+    common = [r for r in split if int(r["common"]) == 1]
+    return {
+        **label_summary(ordered, generations),
+        "positive_class": "wrong answer (label 1)",
+        "n_probe_examples": len(common),
+        "n_left_out_of_cells": len(split) - len(common),
+        "left_out_reasons": dict(Counter(r["reason"].split(" (")[0] for r in split if int(r["common"]) != 1)),
+        "n_probe_test": sum(r["split"] == "test" for r in common),
+        "n_probe_test_wrong": sum(r["split"] == "test" and int(r["label"]) == 1 for r in common),
+        "best_cells_on_test_grid": [
+            {"layer": int(r["layer"]), "token": r["token"],
+             **{k: float(r[k]) for k in ("auc", "ci_low", "ci_high")}}
+            for r in best_cells(auc)
+        ],
+        "best_cells_note": "the maximum of the test grid is optimistic; it is a summary, not a held-out result",
+    }
