@@ -1,0 +1,25 @@
+# truthmap: where does an LLM know that its own answer is wrong?
+# Wiring only: every stage lives in its own rule file under workflow/rules/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/datasets.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/labels.smk"
+include: "workflow/rules/positions.smk"
+include: "workflow/rules/activations.smk"
+include: "workflow/rules/probes.smk"
+include: "workflow/rules/plots.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

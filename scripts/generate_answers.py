@@ -1,0 +1,24 @@
+"""Snakemake script: greedy answers to one shard of questions."""
+
+import torch
+
+from truthmap import logs
+from truthmap.config import GenerationConfig, from_mapping
+from truthmap.datasets import load_questions
+from truthmap.files import write_jsonl
+from truthmap.generation import answer_questions
+from truthmap.models import ModelInfo, load_model
+
+log = logs.setup(snakemake.log[0], "generate_answers")
+torch.set_num_threads(snakemake.threads)
+cfg = from_mapping(GenerationConfig, snakemake.params.generation, "generation")
+info = ModelInfo.read(snakemake.input.model)
+model, tokenizer = load_model(snakemake.input.model)
+log.info("model %s on %s", info.name, next(model.parameters()).device)
+questions = load_questions(snakemake.input.questions)
+records = answer_questions(
+    questions, model, tokenizer, cfg, info.has_chat_template,
+    progress=logs.progress_logger(log, "generated"),
+)
+write_jsonl(snakemake.output[0], records)
+log.info("wrote %d answers", len(records))

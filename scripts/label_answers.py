@@ -1,0 +1,35 @@
+"""Snakemake script: label one shard's answers and find their exact answers."""
+
+import torch
+
+from truthmap import logs
+from truthmap.config import ExactAnswerConfig, from_mapping
+from truthmap.datasets import load_questions
+from truthmap.exact import label_shard
+from truthmap.files import read_jsonl, write_jsonl
+from truthmap.generation import extract_short_answers
+from truthmap.models import ModelInfo, load_model
+
+log = logs.setup(snakemake.log[0], "label_answers")
+torch.set_num_threads(snakemake.threads)
+cfg = from_mapping(ExactAnswerConfig, snakemake.params.exact_answer, "exact_answer")
+aliases = {q["id"]: q["aliases"] for q in load_questions(snakemake.input.questions)}
+generations = read_jsonl(snakemake.input.generations)
+items = [(g["id"], g["question"], g["text"], aliases[g["id"]]) for g in generations]
+
+
+def extract(pairs):
+    """Load the extractor only when some answer is incorrect."""
+    info = ModelInfo.read(snakemake.input.extractor)
+    model, tokenizer = load_model(snakemake.input.extractor)
+    log.info("extracting %d short answers with %s", len(pairs), info.name)
+    return extract_short_answers(
+        pairs, model, tokenizer, cfg.max_new_tokens, cfg.batch_size, info.has_chat_template,
+        progress=logs.progress_logger(log, "extracted"),
+    )
+
+
+labels = label_shard(items, extract, cfg.max_words)
+write_jsonl(snakemake.output[0], [label.to_dict() for label in labels])
+log.info("%d answers, %d correct, %d without an exact answer", len(labels),
+         sum(x.correct for x in labels), sum(x.exact_method == "none" for x in labels))

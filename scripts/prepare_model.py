@@ -1,0 +1,13 @@
+"""Snakemake script: prepare a model folder (dequantise GGUF once) and write its manifest."""
+
+from truthmap import logs
+from truthmap.models import prepare_model
+
+log = logs.setup(snakemake.log[0], "prepare_model")
+info = prepare_model(
+    name=snakemake.wildcards.model,
+    source=snakemake.params.source,
+    out_dir=snakemake.output[0],
+)
+log.info("prepared %s: %s, %d layers, hidden %d, chat template: %s",
+         info.name, info.model_type, info.num_layers, info.hidden_size, info.has_chat_template)

@@ -1,0 +1,18 @@
+"""Snakemake script: one probe per token cell of one layer; one JSON result per cell."""
+
+from truthmap import logs
+from truthmap.config import ProbeConfig, from_mapping
+from truthmap.files import read_tsv, write_json
+from truthmap.probes import train_layer
+
+log = logs.setup(snakemake.log[0], "train_probes")
+cfg = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+tokens = list(snakemake.params.tokens)
+results = train_layer(
+    read_tsv(snakemake.input.split), list(snakemake.input.activations),
+    int(snakemake.wildcards.layer), tokens, cfg,
+)
+for path, result in zip(snakemake.output, results, strict=True):
+    write_json(path, result.to_dict())
+    log.info("layer %s %s: auc %.3f [%.3f, %.3f] %s", result.layer, result.token,
+             result.auc, result.ci_low, result.ci_high, result.reason)

@@ -1,0 +1,23 @@
+# Stage 5: hidden states of the chosen layers at the chosen positions, one HDF5 file per shard.
+
+
+rule extract_activations:
+    input:
+        generations="results/{model}/{dataset}/generations/{shard}.jsonl",
+        labels="results/{model}/{dataset}/labels/{shard}.jsonl",
+        positions="results/{model}/{dataset}/positions/{shard}.tsv",
+        model="resources/models/{model}",
+    output:
+        "results/{model}/{dataset}/activations/{shard}.h5",
+    params:
+        tokens=TOKENS,
+        layers=get_layers,
+        activations=config["activations"],
+    log:
+        "logs/extract_activations/{model}/{dataset}/{shard}.log",
+    benchmark:
+        "benchmarks/extract_activations/{model}/{dataset}/{shard}.tsv"
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/extract_activations.py"

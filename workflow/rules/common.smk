@@ -1,0 +1,87 @@
+# Config validation, wildcard constraints and the named input functions.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+
+from truthmap.config import (  # noqa: E402
+    ActivationConfig,
+    ExactAnswerConfig,
+    GenerationConfig,
+    ProbeConfig,
+    from_mapping,
+    parse_tokens,
+    resolve_layers,
+)
+from truthmap.models import ModelInfo  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# Checks the schema cannot express; each error names the config key.
+from_mapping(GenerationConfig, config["generation"], "generation")
+from_mapping(ExactAnswerConfig, config["exact_answer"], "exact_answer")
+from_mapping(ActivationConfig, config["activations"], "activations")
+from_mapping(ProbeConfig, config["probe"], "probe")
+
+MODELS = list(config["models"])
+DATASETS = list(config["datasets"])
+SHARDS = [f"{i:03d}" for i in range(config["shards"])]
+TOKENS = parse_tokens(config["tokens"])
+EXTRACTOR = config["exact_answer"]["extractor"]
+if EXTRACTOR != "same" and EXTRACTOR not in config["models"]:
+    raise ValueError(
+        f"config key 'exact_answer.extractor': {EXTRACTOR!r} is neither 'same' nor a key of 'models' {MODELS}"
+    )
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    dataset=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    shard=r"\d{3}",
+    layer=r"\d+",
+    token=r"[a-z_]+|-\d+",
+
+
+def get_model_source(wildcards):
+    return config["models"][wildcards.model]["source"]
+
+
+def get_dataset_spec(wildcards):
+    spec = config["datasets"][wildcards.dataset]
+    return {"source": spec["source"], "limit": spec.get("limit"), "seed": config["seed"]}
+
+
+def get_extractor_dir(wildcards):
+    name = wildcards.model if EXTRACTOR == "same" else EXTRACTOR
+    return f"resources/models/{name}"
+
+
+def get_layers(wildcards):
+    """The layers probed for a model; 'all' needs the prepared model's layer count."""
+    model_dir = checkpoints.prepare_model.get(model=wildcards.model).output[0]
+    return resolve_layers(config["layers"], ModelInfo.read(model_dir).num_layers)
+
+
+def get_probe_cells(wildcards):
+    return expand(
+        "results/{model}/{dataset}/probes/cells/layer{layer}/{token}.json",
+        model=wildcards.model,
+        dataset=wildcards.dataset,
+        layer=get_layers(wildcards),
+        token=TOKENS,
+    )
+
+
+def get_final_outputs():
+    return expand(
+        [
+            "results/{model}/{dataset}/auc.tsv",
+            "results/{model}/{dataset}/heatmap.png",
+            "results/{model}/{dataset}/heatmap.pdf",
+            "results/{model}/{dataset}/summary.json",
+        ],
+        model=MODELS,
+        dataset=DATASETS,
+    )

@@ -1,0 +1,27 @@
+# Stage 1: questions in one JSONL schema, split into shards.
+
+
+rule build_dataset:
+    output:
+        "results/datasets/{dataset}/questions.jsonl",
+    params:
+        spec=get_dataset_spec,
+    log:
+        "logs/build_dataset/{dataset}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/build_dataset.py"
+
+
+rule shard_dataset:
+    input:
+        "results/datasets/{dataset}/questions.jsonl",
+    output:
+        expand("results/datasets/{{dataset}}/shards/{shard}.jsonl", shard=SHARDS),
+    log:
+        "logs/shard_dataset/{dataset}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/shard_dataset.py"
