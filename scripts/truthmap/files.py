@@ -36,6 +36,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file 0600; give it the mode an ordinary open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -78,7 +82,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSON Lines file; errors name the file and 1-based row."""
     path = Path(path)
     records = []
-    for lineno, line in enumerate(_read_utf8(path).splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+2028/U+2029/U+0085,
+    # which json.dumps(ensure_ascii=False) leaves unescaped inside strings.
+    for lineno, line in enumerate(_read_utf8(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:

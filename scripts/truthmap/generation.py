@@ -78,17 +78,43 @@ def generate_greedy(
     return results  # type: ignore[return-value]
 
 
+def shared_prefix_len(prompts: Sequence[Sequence[int]], minimum: int = 8) -> int:
+    """Length of the prefix all prompts share, leaving each at least one own token.
+
+    Below ``minimum`` tokens sharing is not worth a separate forward pass: 0.
+    """
+    first = prompts[0]
+    n = min(len(p) for p in prompts) - 1
+    for prompt in prompts[1:]:
+        k = 0
+        while k < n and prompt[k] == first[k]:
+            k += 1
+        n = k
+    return n if n >= minimum else 0
+
+
 @torch.inference_mode()
 def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> list[Generation]:
+    """Decode one batch. A prefix shared by all prompts (chat template, few-shot
+    demonstrations) is run once and its KV cache repeated over the batch; the
+    rest is left-padded behind it, with position ids that skip the padding."""
     device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
+    shared = shared_prefix_len(prompts)
+    past = None
+    if shared:
+        prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
+        past = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+        past.batch_repeat_interleave(len(prompts))
+    rests = [list(p[shared:]) for p in prompts]
+    width = max(len(r) for r in rests)
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, width - len(prompt) :] = 1
-    input_ids, mask = input_ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    own = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, rest in enumerate(rests):
+        input_ids[row, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
+        own[row, width - len(rest) :] = 1
+    input_ids, own = input_ids.to(device), own.to(device)
+    positions = shared + (own.cumsum(-1) - 1).clamp(min=0)
+    mask = torch.cat([torch.ones((len(prompts), shared), dtype=torch.long, device=device), own], dim=1)
 
     n = len(prompts)
     chosen = torch.zeros((n, max_new_tokens), dtype=torch.long)
@@ -100,7 +126,6 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> li
     stop_all = torch.tensor(sorted(stop_ids | eos), dtype=torch.long, device=device)
     eos_t = torch.tensor(sorted(eos), dtype=torch.long, device=device)
 
-    past = None
     step_ids, step_pos = input_ids, positions
     for step in range(max_new_tokens):
         out = model(

@@ -24,6 +24,8 @@ def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
         missing = [c for c in AUC_COLUMNS if c not in cell]
         if missing:
             raise InputError(f"{path}: cell result lacks {missing}")
+        if str(cell["token"]) not in TOKEN_NAMES:
+            raise InputError(f"{path}: unknown token {cell['token']!r}")
         rows.append(cell)
     order = {name: i for i, name in enumerate(TOKEN_NAMES)}
     seen = Counter((r["layer"], r["token"]) for r in rows)

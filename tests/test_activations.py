@@ -1,0 +1,106 @@
+"""Hooked extraction against the model's own output_hidden_states, and the HDF5 it writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from truthmap.activations import PositionCapture, extract_batch, extract_to_h5, shard_inputs, token_batches
+from truthmap.h5io import read_layer, read_meta
+from truthmap.models import decoder_body, decoder_layers
+
+SEQS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19], [20, 21, 22, 23, 24, 25, 26, 27, 28]]
+POSITIONS = np.array([[6, 2, -1], [2, 0, 1], [4, -1, 3], [8, 0, 5]])
+
+
+def _reference(model, seq, layer, site):
+    """Hidden states of one unpadded sequence: layer output, or the MLP input via a plain hook."""
+    ids = torch.tensor([seq])
+    if site == "residual":
+        with torch.no_grad():
+            out = model(ids, output_hidden_states=True)
+        return out.hidden_states[layer + 1][0]
+    kept = {}
+    handle = decoder_layers(model)[layer].mlp.register_forward_hook(lambda m, a, o: kept.setdefault("x", a[0]))
+    with torch.no_grad():
+        model(ids)
+    handle.remove()
+    return kept["x"][0]
+
+
+def test_token_batches_respect_budget():
+    lengths = [7, 3, 5, 9, 2, 8]
+    batches = token_batches(lengths, 16)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 16
+
+
+@pytest.mark.parametrize("site", ["residual", "mlp_input"])
+def test_matches_unpadded_forward(tiny_model, site):
+    model, tok = tiny_model
+    layers = [0, 2]
+    capture = PositionCapture(model, layers, site)
+    try:
+        blocks = extract_batch(decoder_body(model), capture, SEQS, POSITIONS, tok.pad_token_id, torch.device("cpu"))
+    finally:
+        capture.remove()
+    for layer in layers:
+        assert blocks[layer].shape == (4, 3, 32) and blocks[layer].dtype == np.float16
+        for row, seq in enumerate(SEQS):
+            ref = _reference(model, seq, layer, site)
+            for p, pos in enumerate(POSITIONS[row]):
+                got = blocks[layer][row, p].astype(np.float32)
+                if pos < 0:
+                    assert not got.any()
+                else:
+                    np.testing.assert_allclose(got, ref[pos].numpy(), rtol=2e-3, atol=2e-3)
+
+
+def test_stops_after_the_deepest_layer(tiny_model):
+    model, tok = tiny_model
+    calls = []
+    handle = decoder_layers(model)[3].register_forward_hook(lambda *a: calls.append(1))
+    capture = PositionCapture(model, [1], "residual")
+    try:
+        extract_batch(decoder_body(model), capture, SEQS[:1], POSITIONS[:1], 0, torch.device("cpu"))
+    finally:
+        capture.remove()
+        handle.remove()
+    assert calls == []
+
+
+def test_extract_to_h5_is_independent_of_batching(tiny_model, tmp_path):
+    model, tok = tiny_model
+    ids = ["a", "b", "c", "d"]
+    labels = np.array([0, 1, 1, 0], dtype=np.int8)
+    tokens = ["last_q", "exact_answer_first", "-1"]
+    paths = []
+    for budget in (9, 1000):
+        path = tmp_path / f"shard{budget}.h5"
+        extract_to_h5(model, str(path), ids=ids, seqs=SEQS, positions=POSITIONS, labels=labels, tokens=tokens,
+                      layers=[0, 3], site="residual", model_name="tiny", pad_id=tok.pad_token_id,
+                      batch_tokens=budget)
+        paths.append(path)
+    meta = read_meta(paths[0])
+    assert meta.ids == ids and meta.tokens == tokens and meta.layers == [0, 3]
+    np.testing.assert_array_equal(meta.labels, labels)
+    np.testing.assert_array_equal(meta.valid, POSITIONS >= 0)
+    for layer in (0, 3):
+        np.testing.assert_allclose(
+            read_layer(paths[0], layer).astype(np.float32), read_layer(paths[1], layer).astype(np.float32), atol=2e-3
+        )
+
+
+def test_shard_inputs_align_by_id():
+    gens = [{"id": "a", "prompt_ids": [1, 2], "gen_ids": [3, 4]}, {"id": "b", "prompt_ids": [1], "gen_ids": [5]}]
+    labels = [{"id": "b", "correct": True}, {"id": "a", "correct": False}]
+    rows = [{"id": "b", "last_q": "0", "-1": "1"}, {"id": "a", "last_q": "1", "-1": "3"}]
+    ids, seqs, pos, y = shard_inputs(gens, labels, rows, ["last_q", "-1"])
+    assert ids == ["a", "b"] and seqs == [[1, 2, 3, 4], [1, 5]]
+    assert pos.tolist() == [[1, 3], [0, 1]] and y.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="beyond"):
+        shard_inputs(gens, labels, [{"id": "b", "last_q": "5", "-1": "1"}, rows[1]], ["last_q", "-1"])
+    with pytest.raises(ValueError, match="'a'"):
+        shard_inputs(gens, labels[:1], rows, ["last_q", "-1"])

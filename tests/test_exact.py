@@ -1,0 +1,98 @@
+"""Labels and exact answers of a shard, with a scripted extractor standing in for the model."""
+
+from __future__ import annotations
+
+from truthmap.exact import apply_extraction, label_by_alias, label_shard
+from truthmap.prompts import (
+    EXTRACTION_SHOTS,
+    NO_ANSWER,
+    extraction_prompt_text,
+    parse_extraction,
+    resolve_style,
+)
+
+
+def test_correct_answer_gets_the_alias_span():
+    text = "The capital of France is Paris."
+    label = label_by_alias("q", text, ["Paris"])
+    assert label.correct and label.exact_method == "text"
+    assert text[label.exact_start : label.exact_end] == "Paris" == label.exact_answer
+
+
+def test_numbers_compare_as_numbers():
+    label = label_by_alias("q", "17 + 25 = 42.0", ["42"])
+    assert label.correct and label.exact_method == "number" and label.exact_answer == "42.0"
+    assert not label_by_alias("q", "The answer is 420.", ["42"]).correct
+
+
+def test_shard_labelling_calls_the_extractor_once_with_incorrect_answers_only():
+    items = [
+        ("a", "Capital of France?", "The capital of France is Paris.", ["Paris"]),
+        ("b", "Capital of Mali?", "The capital of Mali is Dakar.", ["Bamako"]),
+        ("c", "Capital of Peru?", "I do not know.", ["Lima"]),
+        ("d", "Capital of Chad?", "Chad is in Africa.", ["N'Djamena"]),
+        ("e", "Capital of Fiji?", "   ", ["Suva"]),
+        ("f", "Capital of Oman?", "Oman is a country in the Middle East with a long coast on the sea.", ["Muscat"]),
+    ]
+    calls = []
+    replies = {
+        "Capital of Mali?": "Dakar",
+        "Capital of Peru?": NO_ANSWER,
+        "Capital of Chad?": "Khartoum",
+        "Capital of Oman?": "Oman is a country in the Middle East with a long coast",
+    }
+
+    def extract(pairs):
+        calls.append(pairs)
+        return [replies[q] for q, _ in pairs]
+
+    labels = {x.id: x for x in label_shard(items, extract, max_words=8)}
+    assert len(calls) == 1 and [q for q, _ in calls[0]] == ["Capital of Mali?", "Capital of Peru?",
+                                                            "Capital of Chad?", "Capital of Oman?"]
+    assert labels["a"].correct and labels["a"].extractor_reply is None
+    b = labels["b"]
+    assert not b.correct and b.exact_method == "extracted" and items[1][2][b.exact_start : b.exact_end] == "Dakar"
+    assert labels["c"].no_answer and labels["c"].exact_method == "none" and "NO ANSWER" in labels["c"].reason
+    assert labels["d"].exact_method == "none" and "not in the generated text" in labels["d"].reason
+    assert labels["e"].reason == "empty generation"
+    assert labels["f"].exact_method == "none" and "max_words=8" in labels["f"].reason
+
+
+def test_no_extractor_call_when_everything_is_correct():
+    def extract(pairs):
+        raise AssertionError("must not be called")
+
+    (label,) = label_shard([("a", "q", "Paris", ["Paris"])], extract)
+    assert label.correct
+
+
+def test_extraction_is_matched_case_insensitively_and_trimmed():
+    base = label_by_alias("q", "the capital is dakar.", ["Bamako"])
+    label = apply_extraction(base, "the capital is dakar.", "Dakar.", max_words=None)
+    assert label.exact_answer == "dakar" and label.exact_method == "extracted"
+
+
+def test_parse_extraction():
+    assert parse_extraction("Paris\nmore") == "Paris"
+    assert parse_extraction("Short answer: \"Paris\"") == "Paris"
+    assert parse_extraction("no answer") is None
+    assert parse_extraction("   ") is None
+
+
+def test_extraction_prompt_has_the_shots_and_the_question(tiny_tokenizer):
+    text = extraction_prompt_text(tiny_tokenizer, "What is X?", "It is Y.", "chat")
+    for question, long_answer, short in EXTRACTION_SHOTS:
+        assert question in text and long_answer in text and short in text
+    assert text.rstrip().endswith("assistant")
+    plain = extraction_prompt_text(tiny_tokenizer, "What is X?", "It is Y.", "plain")
+    assert plain.endswith("Long answer: It is Y.\nShort answer:")
+
+
+def test_resolve_style():
+    assert resolve_style("auto", True) == "chat"
+    assert resolve_style("auto", False) == "plain"
+    assert resolve_style("plain", True) == "plain"
+    import pytest
+
+    with pytest.raises(ValueError, match="chat template"):
+        resolve_style("chat", False)

@@ -1,0 +1,113 @@
+"""Batched greedy decoding against transformers' own greedy generate and a full forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from truthmap.config import GenerationConfig
+from truthmap.generation import answer_questions, eos_ids, generate_greedy, length_batches, newline_ids
+
+PROMPTS = ["The capital of France is", "17 + 25 =", "Zürich", "I think it is Rome or"]
+
+
+def _ids(tokenizer, texts):
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def test_length_batches_cover_every_index_once():
+    batches = length_batches([5, 1, 9, 3, 3, 7], 4)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(6))
+    assert batches[0] == [2, 5, 0, 3]  # longest first, ties by index
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_matches_transformers_greedy(tiny_model, batch_size):
+    model, tok = tiny_model
+    prompts = _ids(tok, PROMPTS)
+    ours = generate_greedy(
+        model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(), max_new_tokens=6,
+        batch_size=batch_size,
+    )
+    for prompt, gen in zip(prompts, ours):
+        ref = model.generate(
+            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=None,
+        )[0, len(prompt):].tolist()
+        assert gen.gen_ids == ref
+        assert gen.finish_reason == "length"
+
+
+def test_logprobs_and_logits_match_a_full_forward(tiny_model):
+    model, tok = tiny_model
+    prompts = _ids(tok, PROMPTS)
+    (gen,) = generate_greedy(
+        model, prompts[:1], pad_id=tok.pad_token_id, stop_ids=set(), eos=set(), max_new_tokens=5,
+        batch_size=1,
+    )
+    seq = torch.tensor([prompts[0] + gen.gen_ids])
+    with torch.no_grad():
+        logits = model(seq).logits[0, len(prompts[0]) - 1 : -1]
+    chosen = torch.tensor(gen.gen_ids)
+    assert torch.allclose(logits.gather(-1, chosen[:, None])[:, 0], torch.tensor(gen.logits), atol=1e-4)
+    logp = torch.log_softmax(logits, -1).gather(-1, chosen[:, None])[:, 0]
+    assert torch.allclose(logp, torch.tensor(gen.logprobs), atol=1e-4)
+
+
+def test_stops_at_eos_and_at_stop_ids(tiny_model):
+    model, tok = tiny_model
+    prompts = _ids(tok, PROMPTS)
+    (free,) = generate_greedy(model, prompts[:1], pad_id=0, stop_ids=set(), eos=set(), max_new_tokens=6, batch_size=1)
+    second = free.gen_ids[1]
+    (eos_run,) = generate_greedy(model, prompts[:1], pad_id=0, stop_ids=set(), eos={second}, max_new_tokens=6,
+                                 batch_size=1)
+    assert eos_run.gen_ids == free.gen_ids[:2] and eos_run.finish_reason == "eos"
+    (stop_run,) = generate_greedy(model, prompts[:1], pad_id=0, stop_ids={second}, eos=set(), max_new_tokens=6,
+                                  batch_size=1)
+    assert stop_run.gen_ids == free.gen_ids[:2] and stop_run.finish_reason == "stop"
+
+
+def test_eos_and_newline_ids(tiny_model):
+    model, tok = tiny_model
+    assert tok.eos_token_id in eos_ids(model, tok)
+    newlines = newline_ids(tok)
+    assert newlines and all("\n" in tok.decode([i]) for i in newlines)
+
+
+def test_answer_questions_records(tiny_model):
+    model, tok = tiny_model
+    questions = [{"id": f"q{i}", "question": q, "aliases": ["x"], "meta": {"domain": "d"}} for i, q in enumerate(PROMPTS)]
+    records = answer_questions(questions, model, tok, GenerationConfig(max_new_tokens=4, batch_size=2), True)
+    assert [r["id"] for r in records] == ["q0", "q1", "q2", "q3"]
+    for q, r in zip(questions, records):
+        assert r["prompt_style"] == "chat"
+        assert q["question"] in r["prompt"]
+        assert r["prompt"].endswith("<s>assistant\n")  # the generation prompt of the chat template
+        assert r["prompt_ids"] == tok(r["prompt"], add_special_tokens=False)["input_ids"]
+        assert len(r["gen_ids"]) == len(r["logprobs"]) == len(r["logits"]) <= 4
+        assert r["text"] == tok.decode(r["gen_ids"], skip_special_tokens=True)
+    plain = answer_questions(questions[:1], model, tok, GenerationConfig(prompt_style="plain", max_new_tokens=4), True)
+    assert plain[0]["prompt"] == f"Q: {PROMPTS[0]}\nA:"
+
+
+def test_shared_prefix_len():
+    from truthmap.generation import shared_prefix_len
+
+    assert shared_prefix_len([[1] * 10 + [2], [1] * 10 + [3, 4]]) == 10
+    assert shared_prefix_len([[1] * 10, [1] * 10]) == 9  # each keeps one own token
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 4]]) == 0  # too short to be worth it
+
+
+def test_shared_prefix_decoding_matches_transformers_greedy(tiny_model):
+    model, tok = tiny_model
+    prefix = "Answer the question concisely. The capital of France is Paris. "
+    prompts = _ids(tok, [prefix + p for p in PROMPTS])
+    ours = generate_greedy(model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(),
+                           max_new_tokens=6, batch_size=4)
+    for prompt, gen in zip(prompts, ours):
+        ref = model.generate(
+            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=None,
+        )[0, len(prompt):].tolist()
+        assert gen.gen_ids == ref

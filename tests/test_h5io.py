@@ -1,0 +1,182 @@
+"""Tests for truthmap.h5io: the shard layout, atomic writing, and errors that name the file."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from truthmap.files import InputError
+from truthmap.h5io import CHUNK_ROWS, ActivationWriter, read_layer, read_meta
+
+TOKENS = ["last_q", "exact_answer_first", "-1"]
+
+
+def make_data(n: int, hidden: int, layers=(0, 2), seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ids = [f"question-{i}-é" for i in range(n)]  # non-ASCII ids survive the round trip
+    labels = rng.integers(0, 2, size=n)
+    positions = rng.integers(0, 50, size=(n, len(TOKENS)))
+    positions[rng.random(positions.shape) < 0.2] = -1
+    blocks = {layer: rng.normal(size=(n, len(TOKENS), hidden)) for layer in layers}
+    return ids, labels, positions, blocks
+
+
+def writer(path, ids, labels, positions, layers, hidden):
+    return ActivationWriter(
+        path, ids=ids, labels=labels, positions=positions, tokens=TOKENS, layers=list(layers),
+        hidden_size=hidden, site="mlp_input", model="tiny-llama",
+    )
+
+
+def write_all(path, n=10, hidden=4, layers=(0, 2), batches=((7, 2, 9), (0, 5), (8, 1, 3, 4, 6))):
+    """Write a shard in several calls, each with rows out of order."""
+    ids, labels, positions, blocks = make_data(n, hidden, layers)
+    with writer(path, ids, labels, positions, layers, hidden) as w:
+        for rows in batches:
+            rows = np.array(rows)
+            w.write(rows, {layer: blocks[layer][rows] for layer in layers})
+    return ids, labels, positions, blocks
+
+
+def test_round_trip_of_index_arrays_and_attributes(tmp_path):
+    path = tmp_path / "shard.h5"
+    ids, labels, positions, _ = write_all(path)
+    meta = read_meta(path)
+    assert meta.path == str(path)
+    assert meta.ids == ids
+    assert meta.labels.tolist() == labels.tolist()
+    np.testing.assert_array_equal(meta.valid, positions >= 0)
+    assert meta.tokens == TOKENS
+    assert meta.layers == [0, 2]
+    assert (meta.site, meta.model, meta.hidden_size) == ("mlp_input", "tiny-llama", 4)
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["positions"][:], positions)
+        assert f["positions"].dtype == np.int32
+        assert f["label"].dtype == np.int8
+        assert bool(f.attrs["complete"]) is True
+
+
+def test_rows_written_out_of_order_land_at_their_rows(tmp_path):
+    path = tmp_path / "shard.h5"
+    _, _, _, blocks = write_all(path)
+    for layer in (0, 2):
+        block = read_layer(path, layer)
+        assert block.shape == (10, len(TOKENS), 4)
+        np.testing.assert_array_equal(block, blocks[layer].astype(np.float16))
+
+
+def test_layers_are_stored_and_read_as_float16(tmp_path):
+    path = tmp_path / "shard.h5"
+    ids, labels, positions, _ = make_data(2, 3, layers=(1,))
+    block = np.full((2, len(TOKENS), 3), 1 / 3)
+    with writer(path, ids, labels, positions, [1], 3) as w:
+        w.write(np.array([1, 0]), {1: block})
+    with h5py.File(path, "r") as f:
+        assert f["layers/1"].dtype == np.float16
+    out = read_layer(path, 1)
+    assert out.dtype == np.float16
+    assert np.all(out == np.float16(1 / 3))
+    assert np.all(out.astype(np.float64) != 1 / 3)  # rounded, so really stored at half precision
+
+
+def test_read_layer_one_token(tmp_path):
+    path = tmp_path / "shard.h5"
+    _, _, _, blocks = write_all(path)
+    for p in range(len(TOKENS)):
+        cell = read_layer(path, 2, token_index=p)
+        assert cell.shape == (10, 4) and cell.dtype == np.float16
+        np.testing.assert_array_equal(cell, blocks[2][:, p, :].astype(np.float16))
+
+
+@pytest.mark.parametrize("n, rows", [(10, 10), (300, CHUNK_ROWS)])
+def test_chunks_hold_one_token_so_a_cell_read_touches_only_its_chunks(tmp_path, n, rows):
+    path = tmp_path / "shard.h5"
+    write_all(path, n=n, hidden=4, layers=(0,), batches=(np.arange(n)[::-1],))
+    with h5py.File(path, "r") as f:
+        dset = f["layers/0"]
+        assert dset.chunks == (min(n, 256), 1, 4) == (rows, 1, 4)
+        n_chunks = dset.id.get_num_chunks()
+        assert n_chunks == -(-n // rows) * len(TOKENS)
+        offsets = [dset.id.get_chunk_info(i).chunk_offset for i in range(n_chunks)]
+    # every chunk covers one token and every hidden unit: a (layer, token) cell is its own chunks
+    assert sorted({o[1] for o in offsets}) == list(range(len(TOKENS)))
+    assert {o[2] for o in offsets} == {0}
+
+
+def test_exception_inside_the_writer_leaves_no_file(tmp_path):
+    path = tmp_path / "shard.h5"
+    ids, labels, positions, blocks = make_data(4, 2)
+    with pytest.raises(RuntimeError, match="boom"):
+        with writer(path, ids, labels, positions, [0, 2], 2) as w:
+            w.write(np.array([0, 1]), {0: blocks[0][:2], 2: blocks[2][:2]})
+            raise RuntimeError("boom")
+    assert not path.exists()
+    assert os.listdir(tmp_path) == []  # no temporary file left behind either
+
+
+def test_exception_inside_the_writer_keeps_the_previous_shard(tmp_path):
+    path = tmp_path / "shard.h5"
+    ids, _, _, _ = write_all(path)
+    with pytest.raises(KeyboardInterrupt):
+        new_ids, labels, positions, _ = make_data(3, 4, seed=1)
+        with writer(path, [f"new-{i}" for i in range(3)], labels, positions, [0], 4):
+            raise KeyboardInterrupt
+    assert read_meta(path).ids == ids
+    assert os.listdir(tmp_path) == ["shard.h5"]
+
+
+def test_writer_rejects_arrays_of_different_sizes(tmp_path):
+    ids, labels, positions, _ = make_data(4, 2)
+    with pytest.raises(ValueError, match="disagree in size"):
+        writer(tmp_path / "shard.h5", ids[:3], labels, positions, [0], 2)
+    assert os.listdir(tmp_path) == []
+
+
+def test_incomplete_file_is_an_input_error_naming_the_path(tmp_path):
+    path = tmp_path / "shard.h5"
+    write_all(path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["complete"] = False
+    with pytest.raises(InputError, match="incomplete") as err:
+        read_meta(path)
+    assert str(path) in str(err.value)
+
+
+def test_file_without_the_complete_attribute_is_incomplete(tmp_path):
+    path = tmp_path / "shard.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("ids", data=np.array(["a"], dtype=object), dtype=h5py.string_dtype())
+    with pytest.raises(InputError, match="incomplete"):
+        read_meta(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not an HDF5 file\n" * 10, "truncated"])
+def test_unreadable_file_is_an_input_error_naming_the_path(tmp_path, content):
+    path = tmp_path / "bad.h5"
+    if content == "truncated":
+        write_all(tmp_path / "good.h5")
+        content = (tmp_path / "good.h5").read_bytes()[:600]
+    path.write_bytes(content)
+    for read in (read_meta, lambda p: read_layer(p, 0)):
+        with pytest.raises(InputError, match="not a readable HDF5 file") as err:
+            read(path)
+        assert str(path) in str(err.value)
+
+
+def test_missing_file_is_an_input_error_naming_the_path(tmp_path):
+    path = tmp_path / "nowhere" / "shard.h5"
+    for read in (read_meta, lambda p: read_layer(p, 0)):
+        with pytest.raises(InputError, match="not found") as err:
+            read(path)
+        assert str(path) in str(err.value)
+
+
+def test_missing_layer_is_an_input_error(tmp_path):
+    path = tmp_path / "shard.h5"
+    write_all(path)
+    with pytest.raises(InputError, match=r"layer 7 was not extracted \(have \['0', '2'\]\)") as err:
+        read_layer(path, 7)
+    assert str(path) in str(err.value)

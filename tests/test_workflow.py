@@ -1,0 +1,130 @@
+"""The real workflow, end to end, with the embedded model on the tiny test config.
+
+One run (about 2-3 minutes on 2 CPU cores) is shared by every test here; the
+rerun tests are dry runs against it with one setting changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
+RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
+TOKENS = ["last_q", "exact_answer_first", "exact_answer_last", "exact_answer_after_last",
+          "-8", "-7", "-6", "-5", "-4", "-3", "-2", "-1"]
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(configfile),
+        "--workflow-profile", str(REPO / "workflow" / "profiles" / "default"), *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count}; empty when nothing is to be done."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("e2e")
+    shutil.copy(TEST_CONFIG, wd / "config.yaml")
+    done = snakemake(wd, wd / "config.yaml")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return wd
+
+
+def variant(workdir: Path, name: str, section: str, key: str, value) -> Path:
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.setdefault(section, {})[key] = value
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_lint_is_clean():
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_auc_table_covers_the_grid(workdir):
+    lines = (workdir / RESULTS / "auc.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    assert header[:7] == ["layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_test"]
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+    assert [(int(r["layer"]), r["token"]) for r in rows] == [(layer, t) for layer in (0, 14, 29) for t in TOKENS]
+    for r in rows:
+        if r["status"] == "ok":
+            assert 0.0 <= float(r["ci_low"]) <= float(r["auc"]) <= float(r["ci_high"]) <= 1.0
+            assert int(r["n_train"]) > int(r["n_test"]) > 0
+        else:
+            assert r["auc"] == "NaN" and r["reason"]
+
+
+def test_heatmap_files(workdir):
+    import matplotlib.image
+
+    image = matplotlib.image.imread(workdir / RESULTS / "heatmap.png")
+    assert image.shape[0] > 300 and image.shape[1] > 600
+    assert (workdir / RESULTS / "heatmap.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_every_question_is_in_exactly_one_shard(workdir):
+    questions = [json.loads(x)["id"] for x in (workdir / "results/datasets/builtin/questions.jsonl").open()]
+    sharded = [json.loads(x)["id"] for f in sorted((workdir / "results/datasets/builtin/shards").glob("*.jsonl"))
+               for x in f.open()]
+    assert len(questions) == 64 and sorted(sharded) == sorted(questions)
+    split = (workdir / RESULTS / "probes" / "split.tsv").read_text().splitlines()[1:]
+    assert sorted(line.split("\t")[0] for line in split) == sorted(questions)
+
+
+def test_summary(workdir):
+    summary = json.loads((workdir / RESULTS / "summary.json").read_text())
+    assert summary["n_questions"] == 64
+    assert 0 <= summary["accuracy"] <= 1
+    assert summary["n_probe_examples"] + summary["n_left_out_of_cells"] == 64
+    assert summary["positive_class"].startswith("wrong")
+
+
+def test_second_run_does_nothing(workdir):
+    dry = snakemake(workdir, workdir / "config.yaml", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert planned_jobs(dry.stdout + dry.stderr) == {}
+
+
+DOWNSTREAM_OF_PROBES = {"split_examples", "train_probes", "gather_auc", "plot_heatmap", "summarise_run", "all"}
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("probe", "C", 0.5, DOWNSTREAM_OF_PROBES),
+        ("plot", "annotate", False, {"plot_heatmap", "all"}),
+        ("generation", "max_new_tokens", 20,
+         {"generate_answers", "label_answers", "find_token_positions", "extract_activations"} | DOWNSTREAM_OF_PROBES),
+        ("exact_answer", "max_words", 5,
+         {"label_answers", "find_token_positions", "extract_activations"} | DOWNSTREAM_OF_PROBES),
+    ],
+)
+def test_a_changed_setting_reruns_only_its_stage_and_below(workdir, section, key, value, expected):
+    config = variant(workdir, f"{section}-{key}", section, key, value)
+    dry = snakemake(workdir, config, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert set(planned_jobs(dry.stdout + dry.stderr)) == expected
