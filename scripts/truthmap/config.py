@@ -87,7 +87,7 @@ class GenerationConfig:
     """chat: the model's chat template; plain: ``plain_template``; auto: chat if the model has one."""
     max_new_tokens: int = 32
     """Most tokens generated per answer."""
-    batch_size: int = 16
+    batch_size: int = 32
     """Prompts decoded together (left-padded)."""
 
     def __post_init__(self) -> None:
@@ -109,7 +109,7 @@ class ExactAnswerConfig:
     extractor: str = "same"
     """``same``: the answering model; otherwise a key of ``models``."""
     max_new_tokens: int = 16
-    batch_size: int = 16
+    batch_size: int = 32
     max_words: int | None = 8
     """Reject an extracted answer of more words (a copied sentence); None: no limit."""
 
