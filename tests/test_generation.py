@@ -15,6 +15,15 @@ def _ids(tokenizer, texts):
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
+def _hf_greedy(model, tok, prompt: list[int], n: int) -> list[int]:
+    """transformers' own greedy continuation of one unpadded prompt (no EOS stop)."""
+    out = model.generate(
+        torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+        max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=None,
+    )
+    return out[0, len(prompt):].tolist()
+
+
 def test_length_batches_cover_every_index_once():
     batches = length_batches([5, 1, 9, 3, 3, 7], 4)
     flat = [i for b in batches for i in b]
@@ -31,11 +40,7 @@ def test_matches_transformers_greedy(tiny_model, batch_size):
         batch_size=batch_size,
     )
     for prompt, gen in zip(prompts, ours):
-        ref = model.generate(
-            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=None,
-        )[0, len(prompt):].tolist()
-        assert gen.gen_ids == ref
+        assert gen.gen_ids == _hf_greedy(model, tok, prompt, 6)
         assert gen.finish_reason == "length"
 
 
@@ -106,8 +111,4 @@ def test_shared_prefix_decoding_matches_transformers_greedy(tiny_model):
     ours = generate_greedy(model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(),
                            max_new_tokens=6, batch_size=4)
     for prompt, gen in zip(prompts, ours):
-        ref = model.generate(
-            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=None,
-        )[0, len(prompt):].tolist()
-        assert gen.gen_ids == ref
+        assert gen.gen_ids == _hf_greedy(model, tok, prompt, 6)

@@ -643,3 +643,18 @@ def test_train_layer_rejects_other_tokens(tmp_path, split_rows):
     path = write_shard(tmp_path / "tok.h5", ids, tokens=["last_q", "-2"])
     with pytest.raises(ValueError, match=r"tok.h5: holds tokens \['last_q', '-2'\]"):
         train_layer(split_rows, [path], 3, LAYER_TOKENS, config())
+
+
+def test_per_cell_modules_do_not_import_torch():
+    """The probe, gather and plot jobs fan out by the hundred: each must start without torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import truthmap.probes, truthmap.h5io, truthmap.results, truthmap.plotting, "
+        "truthmap.files, truthmap.config, truthmap.logs; "
+        "sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": "scripts", "PATH": ""}, cwd=__file__.rsplit("/tests/", 1)[0])
+    assert done.returncode == 0, done.stderr
