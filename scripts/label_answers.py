@@ -5,7 +5,7 @@ import torch
 from truthmap import logs
 from truthmap.config import ExactAnswerConfig, from_mapping
 from truthmap.datasets import load_questions
-from truthmap.exact import label_shard
+from truthmap.exact import label_shard, shard_items
 from truthmap.files import read_jsonl, write_jsonl
 from truthmap.generation import extract_short_answers
 from truthmap.models import ModelInfo, load_model
@@ -13,9 +13,7 @@ from truthmap.models import ModelInfo, load_model
 log = logs.setup(snakemake.log[0], "label_answers")
 torch.set_num_threads(snakemake.threads)
 cfg = from_mapping(ExactAnswerConfig, snakemake.params.exact_answer, "exact_answer")
-aliases = {q["id"]: q["aliases"] for q in load_questions(snakemake.input.questions)}
-generations = read_jsonl(snakemake.input.generations)
-items = [(g["id"], g["question"], g["text"], aliases[g["id"]]) for g in generations]
+items = shard_items(load_questions(snakemake.input.questions), read_jsonl(snakemake.input.generations))
 
 
 def extract(pairs):

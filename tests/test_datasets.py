@@ -391,3 +391,11 @@ def test_too_many_shards() -> None:
 def test_non_positive_shards(n_shards: int) -> None:
     with pytest.raises(ValueError, match=rf"3 questions into {n_shards} shards"):
         shard_records([_q(f"q{i}") for i in range(3)], n_shards)
+
+
+def test_dataset_source_is_checked_with_its_config_key(tmp_path):
+    from truthmap.datasets import check_source
+
+    check_source("datasets.builtin.source", "builtin")
+    with pytest.raises(InputError, match=r"'datasets\.mine\.source'"):
+        check_source("datasets.mine.source", str(tmp_path / "nope.jsonl"))

@@ -96,3 +96,15 @@ def test_resolve_style():
 
     with pytest.raises(ValueError, match="chat template"):
         resolve_style("chat", False)
+
+
+def test_shard_items_join_by_id_and_name_strays():
+    import pytest
+
+    from truthmap.exact import shard_items
+
+    questions = [{"id": "a", "aliases": ["x"]}, {"id": "b", "aliases": ["y"]}]
+    gens = [{"id": "b", "question": "qb", "text": "tb"}]
+    assert shard_items(questions, gens) == [("b", "qb", "tb", ["y"])]
+    with pytest.raises(ValueError, match="'c'"):
+        shard_items(questions, [{"id": "c", "question": "q", "text": "t"}])

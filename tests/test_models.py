@@ -87,3 +87,13 @@ def test_device_and_dtype_choice():
         assert pick_device("auto").type == "cpu"
         with pytest.raises(InputError, match="CUDA"):
             pick_device("cuda")
+
+
+def test_check_source_names_the_config_key(tmp_path, tiny_hf_dir):
+    from truthmap.models import check_source
+
+    check_source("models.a.source", str(tiny_hf_dir))
+    with pytest.raises(InputError, match=r"'models\.a\.source'.*no such file"):
+        check_source("models.a.source", str(tmp_path / "missing"))
+    with pytest.raises(InputError, match=r"'models\.b\.source'.*unknown embedded model"):
+        check_source("models.b.source", "embedded:nope")

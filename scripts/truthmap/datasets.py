@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from truthmap.files import InputError, read_jsonl
@@ -637,6 +638,12 @@ def shard_records(records: list[dict], n_shards: int) -> list[list[dict]]:
 # --------------------------------------------------------------------------- a configured dataset
 
 
+def check_source(key: str, source: str) -> None:
+    """Fail early, naming the config key, when a dataset file does not exist."""
+    if source != "builtin" and not Path(source).expanduser().is_file():
+        raise InputError(f"config key {key!r}: {source!r} is neither 'builtin' nor an existing JSONL file")
+
+
 def make_dataset(name: str, source: str, limit: int | None, seed: int) -> list[dict]:
     """The questions of a configured dataset: ``builtin`` or a question-schema JSONL file.
 
@@ -646,5 +653,5 @@ def make_dataset(name: str, source: str, limit: int | None, seed: int) -> list[d
     if source == "builtin":
         records = build_builtin(name)
     else:
-        records = [{**r, "dataset": name} for r in load_questions(source)]
+        records = [{**r, "dataset": name} for r in load_questions(Path(source).expanduser())]
     return subsample(records, limit, seed)

@@ -84,6 +84,15 @@ def apply_extraction(label: AnswerLabel, text: str, reply: str, max_words: int |
     )
 
 
+def shard_items(questions: Sequence[dict], generations: Sequence[dict]) -> list[tuple[str, str, str, list[str]]]:
+    """(id, question, generated text, aliases) per generation, joined by id."""
+    aliases = {q["id"]: q["aliases"] for q in questions}
+    missing = [g["id"] for g in generations if g["id"] not in aliases]
+    if missing:
+        raise ValueError(f"{len(missing)} generations have no question in the shard, e.g. {missing[:3]}")
+    return [(g["id"], g["question"], g["text"], aliases[g["id"]]) for g in generations]
+
+
 def label_shard(
     items: Sequence[tuple[str, str, str, Sequence[str]]],
     extract: Callable[[list[tuple[str, str]]], list[str]],

@@ -14,6 +14,8 @@ from typing import Literal
 
 import torch
 
+from truthmap.config import GenerationConfig
+
 FinishReason = Literal["eos", "stop", "length"]
 
 
@@ -170,7 +172,7 @@ def answer_questions(
     questions: Sequence[dict],
     model,
     tokenizer,
-    cfg,
+    cfg: GenerationConfig,
     has_chat_template: bool,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict]:

@@ -67,8 +67,18 @@ class ActivationWriter:
             raise ValueError("ids, labels, positions and tokens disagree in size")
         self._ctx = atomic_path(self.path, suffix=".h5.tmp")
         tmp = self._ctx.__enter__()
-        self._file = h5py.File(tmp, "w")
+        try:
+            self._file = h5py.File(tmp, "w")
+            self._create(ids, labels, positions, tokens, hidden_size, site, model)
+        except BaseException as err:
+            if getattr(self, "_file", None) is not None:
+                self._file.close()
+            self._ctx.__exit__(type(err), err, err.__traceback__)
+            raise
+
+    def _create(self, ids, labels, positions, tokens, hidden_size, site, model) -> None:
         f = self._file
+        n, p = positions.shape
         f.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=h5py.string_dtype())
         f.create_dataset("label", data=np.asarray(labels, dtype=np.int8))
         f.create_dataset("positions", data=positions.astype(np.int32))

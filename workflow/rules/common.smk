@@ -15,7 +15,9 @@ from truthmap.config import (  # noqa: E402
     parse_tokens,
     resolve_layers,
 )
+from truthmap.datasets import check_source as check_dataset_source  # noqa: E402
 from truthmap.models import ModelInfo  # noqa: E402
+from truthmap.models import check_source as check_model_source  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -24,6 +26,11 @@ from_mapping(GenerationConfig, config["generation"], "generation")
 from_mapping(ExactAnswerConfig, config["exact_answer"], "exact_answer")
 from_mapping(ActivationConfig, config["activations"], "activations")
 from_mapping(ProbeConfig, config["probe"], "probe")
+
+for _name, _spec in config["models"].items():
+    check_model_source(f"models.{_name}.source", _spec["source"])
+for _name, _spec in config["datasets"].items():
+    check_dataset_source(f"datasets.{_name}.source", _spec["source"])
 
 MODELS = list(config["models"])
 DATASETS = list(config["datasets"])

@@ -1,0 +1,59 @@
+"""Bad configurations stop the workflow before any job runs, with an error naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = yaml.safe_load((REPO / "tests" / "e2e" / "config.yaml").read_text())
+
+
+def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(path), "--dry-run", "--cores", "1"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def with_(key: str, value) -> dict:
+    config = yaml.safe_load(yaml.safe_dump(BASE))
+    node = config
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (with_("shard", 2), "'shard' was unexpected"),
+        (with_("shards", "two"), "'two' is not of type 'integer'"),
+        (with_("probe.test_fraction", 1.5), "test_fraction"),
+        (with_("probe.Cee", 1.0), "'Cee' was unexpected"),
+        (with_("tokens", ["last_q", "first_answer"]), "config key 'tokens': unknown token"),
+        (with_("models.broken", {"source": "/no/such/model"}), "config key 'models.broken.source'"),
+        (with_("datasets.mine", {"source": "/no/such/file.jsonl"}), "config key 'datasets.mine.source'"),
+        (with_("generation.template", "no placeholder"), "generation.template"),
+        (with_("exact_answer.extractor", "ghost"), "config key 'exact_answer.extractor'"),
+        (with_("activations.site", "attention"), "attention"),
+    ],
+)
+def test_bad_config_is_refused_with_the_key(tmp_path, config, message):
+    done = dry_run(tmp_path, config)
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr, (done.stdout + done.stderr)[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_good_config_plans_the_pipeline(tmp_path):
+    done = dry_run(tmp_path, BASE)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "prepare_model" in done.stdout
