@@ -19,7 +19,6 @@ Weights load from safetensors or GGUF only and ``trust_remote_code`` is off.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import tempfile
@@ -296,8 +295,3 @@ def decoder_body(model):
         if body is not None:
             return body
     raise InputError(f"cannot find the transformer body of a {type(model).__name__} model")
-
-
-def config_json(info: ModelInfo) -> dict:
-    """The raw config.json of a prepared model (for reports)."""
-    return json.loads((Path(info.weights_dir) / "config.json").read_text(encoding="utf-8"))
