@@ -12,6 +12,7 @@ import pytest
 from truthmap.datasets import (
     CITIES_PER_COUNTRY,
     DOMAINS,
+    BadField,
     build_builtin,
     country_phrase,
     load_questions,
@@ -257,6 +258,93 @@ def test_validation_names_source_row_and_field(bad: dict, field: str) -> None:
     message = str(err.value)
     assert message.startswith("data/q.jsonl, row 2: ")
     assert field in message
+
+
+def _choice_q(qid: str = "c1", **changes: object) -> dict:
+    record = {
+        "id": qid,
+        "question": "The trophy did not fit in the case because the _ was too big.",
+        "aliases": ["trophy"],
+        "dataset": "toy",
+        "meta": {},
+        "task": "choice",
+        "choices": {"trophy": ["trophy"], "case": ["case", "suitcase"]},
+        "answer": "trophy",
+    }
+    record.update(changes)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "why"),
+    [
+        (_q("q2", task="yesno"), "task", "must be one of ['qa', 'choice']"),
+        (
+            _q("q2", choices={"a": ["a"], "b": ["b"]}),
+            "choices",
+            "only allowed when 'task' is 'choice'",
+        ),
+        (_q("q2", context=""), "context", "non-empty string"),
+        (_q("q2", context=["a passage"]), "context", "non-empty string"),
+        (_q("q2", plain_question="  "), "plain_question", "non-empty string"),
+        (_without(_choice_q("q2"), "choices"), "choices", "at least 2 labels"),
+        (_choice_q("q2", choices={"trophy": ["trophy"]}), "choices", "at least 2 labels"),
+        (_choice_q("q2", choices=[["trophy"], ["case"]]), "choices", "at least 2 labels"),
+        (_choice_q("q2", choices={"trophy": ["trophy"], "case": []}), "choices", "'case' must be"),
+        (
+            _choice_q("q2", choices={"trophy": ["trophy"], "case": "case"}),
+            "choices",
+            "'case' must be",
+        ),
+        (
+            _choice_q("q2", choices={"trophy": ["trophy"], "case": ["", "x"]}),
+            "choices",
+            "'case' must be",
+        ),
+        (
+            _choice_q("q2", choices={"trophy": ["trophy"], "": ["case"]}),
+            "choices",
+            "labels must be",
+        ),
+        (
+            _choice_q("q2", choices={"trophy": ["trophy", "it"], "case": ["case", "It"]}),
+            "choices",
+            "'It' is a surface form of both 'trophy' and 'case'",
+        ),
+        (_without(_choice_q("q2"), "answer"), "answer", "must be one of the labels"),
+        (_choice_q("q2", answer="cup"), "answer", "must be one of the labels ['trophy', 'case']"),
+        (_choice_q("q2", answer=["trophy"]), "answer", "must be one of the labels"),
+        (_choice_q("q2", aliases=["case"]), "aliases", "must equal choices['trophy']"),
+        (_choice_q("q2", aliases=["trophy", "cup"]), "aliases", "must equal choices['trophy']"),
+    ],
+)
+def test_validation_of_the_optional_fields(bad: dict, field: str, why: str) -> None:
+    with pytest.raises(InputError) as err:
+        validate_questions([_q("q1"), bad], "x.jsonl")
+    assert str(err.value).startswith(f"x.jsonl, row 2: field {field!r}: ")
+    assert why in str(err.value)
+
+
+def test_validation_accepts_the_optional_fields() -> None:
+    qa = _q("q2", task="qa", context="One and one make two.", plain_question="1 + 1 =")
+    choice = _choice_q("c1")
+    assert validate_questions([qa, choice], "x.jsonl") == [qa, choice]
+
+
+def test_validation_fills_a_choice_records_aliases() -> None:
+    choice = _without(_choice_q("c1", answer="case"), "aliases")
+    (out,) = validate_questions([choice], "x.jsonl")
+    assert out["aliases"] == ["case", "suitcase"]
+    assert out == {**choice, "aliases": ["case", "suitcase"]}
+    assert "aliases" not in choice  # the input is not modified
+
+
+def test_bad_field_errors_carry_field_and_reason() -> None:
+    with pytest.raises(BadField) as err:
+        validate_questions([_q("q1", aliases=[])], "x.jsonl")
+    assert (err.value.field, err.value.where) == ("aliases", "x.jsonl, row 1")
+    assert err.value.reason.startswith("must be a non-empty list")
+    assert isinstance(err.value, InputError)
 
 
 def test_validation_rejects_non_objects() -> None:

@@ -1,0 +1,871 @@
+"""Tests for truthmap.loaders: every format from a hand-written fixture, errors, skipping."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from truthmap.datasets import BadField, check_record, check_source, make_dataset
+from truthmap.files import InputError
+from truthmap.loaders import (
+    FORMATS,
+    MNLI_CHOICES,
+    Loaded,
+    Skipped,
+    convert_row,
+    load_source,
+    parse_options,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
+SAFE_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
+GENERIC_COLUMNS = {"id": "item", "question": "prompt", "answer": "gold", "context": "passage"}
+
+
+def _load(file: str | Path, **options) -> Loaded:
+    return load_source("ds", str(FIXTURES / file), options)
+
+
+def _by_id(loaded: Loaded) -> dict[str, dict]:
+    return {r["id"]: r for r in loaded.records}
+
+
+def _error(file: str | Path, **options) -> str:
+    with pytest.raises(InputError) as err:
+        _load(file, **options)
+    return str(err.value)
+
+
+# --------------------------------------------------------------------------- every format
+
+
+@pytest.mark.parametrize(
+    ("file", "options", "count"),
+    [
+        ("triviaqa-web-dev.json", {"format": "triviaqa"}, 7),
+        ("triviaqa-hf.jsonl", {"format": "triviaqa"}, 6),
+        ("nq-open.jsonl", {"format": "natural_questions"}, 7),
+        ("nq-with-context.csv", {"format": "natural_questions"}, 5),
+        ("hotpotqa-dev.json", {"format": "hotpotqa"}, 5),
+        ("gsm8k.jsonl", {"format": "gsm8k"}, 7),
+        ("answerable-math.csv", {"format": "gsm8k"}, 5),
+        ("winogrande.jsonl", {"format": "winogrande"}, 6),
+        ("winogrande.csv", {"format": "winogrande"}, 5),
+        ("winobias.csv", {"format": "winobias"}, 6),
+        ("mnli-glue.jsonl", {"format": "mnli"}, 6),
+        ("multinli-dev.jsonl", {"format": "mnli"}, 5),
+        ("mnli-reference.csv", {"format": "mnli"}, 5),
+        ("imdb.jsonl", {"format": "imdb"}, 6),
+        ("aclImdb", {"format": "imdb"}, 6),
+        ("movie-qa.csv", {"format": "movies"}, 6),
+        ("generic-quiz.csv", {"format": "csv", "columns": GENERIC_COLUMNS}, 5),
+    ],
+)
+def test_every_fixture_loads(file: str, options: dict, count: int) -> None:
+    loaded = _load(file, **options)
+    assert len(loaded.records) == count
+    assert loaded.skipped == []
+    ids = [r["id"] for r in loaded.records]
+    assert len(set(ids)) == count and all(SAFE_ID.match(i) for i in ids), ids
+    assert {r["dataset"] for r in loaded.records} == {"ds"}
+    for record in loaded.records:
+        assert check_record(record) is record
+        assert list(record)[:5] == ["id", "question", "aliases", "dataset", "meta"]
+    assert _load(file, **options) == loaded  # deterministic, ids stable
+
+
+def test_formats_are_all_listed() -> None:
+    assert FORMATS == (
+        "builtin", "truthmap", "triviaqa", "natural_questions", "hotpotqa", "gsm8k", "winogrande",
+        "winobias", "mnli", "imdb", "movies", "csv", "jsonl", "json",
+    )  # fmt: skip
+
+
+def test_triviaqa_original_layout() -> None:
+    records = _by_id(_load("triviaqa-web-dev.json", format="triviaqa"))
+    mars = records["tc_101"]
+    assert mars["question"] == "Which planet is known as the Red Planet?"
+    assert mars["aliases"] == ["Mars", "Planet Mars", "Fourth planet"]  # normalised ones fold in
+    assert mars["meta"] == {"answer_value": "Mars"}
+    assert records["qw_607"]["aliases"] == ["6", "six"]  # Value first
+    assert records["odql_506"]["aliases"] == ["Pacific Ocean", "Pacific", "The Pacific"]
+
+
+def test_both_triviaqa_layouts_agree() -> None:
+    original = _by_id(_load("triviaqa-web-dev.json", format="triviaqa"))
+    hf = _by_id(_load("triviaqa-hf.jsonl", format="triviaqa"))
+    shared = set(original) & set(hf)
+    assert shared == {"tc_101", "tc_102", "sfq_304", "qw_607"}
+    for qid in shared:
+        assert hf[qid] == original[qid]
+    assert hf["bt_809"]["aliases"] == ["France", "French Republic", "République française"]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow-stream", "arrow-file"])
+def test_parquet_and_arrow_round_trip(tmp_path: Path, kind: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.ipc
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(line) for line in (FIXTURES / "triviaqa-hf.jsonl").read_text().splitlines()]
+    table = pa.Table.from_pylist(rows)
+    path = tmp_path / ("data.parquet" if kind == "parquet" else "data.arrow")
+    if kind == "parquet":
+        pq.write_table(table, path)
+    else:
+        new = pyarrow.ipc.new_stream if kind == "arrow-stream" else pyarrow.ipc.new_file
+        with pa.OSFile(str(path), "wb") as sink, new(sink, table.schema) as writer:
+            writer.write_table(table)
+    expected = _load("triviaqa-hf.jsonl", format="triviaqa")
+    assert load_source("ds", str(path), {"format": "triviaqa"}) == expected
+
+
+def test_unreadable_arrow_file(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "broken.arrow"
+    path.write_bytes(b"not arrow at all")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: not a readable Arrow IPC"):
+        load_source("ds", str(path), {"format": "imdb"})
+
+
+def test_natural_questions_open() -> None:
+    records = _load("nq-open.jsonl", format="natural_questions").records
+    assert records[0] == {
+        "id": "row-000001",
+        "question": "who wrote the declaration of independence",
+        "aliases": ["Thomas Jefferson"],
+        "dataset": "ds",
+        "meta": {},
+    }
+    assert records[4]["aliases"] == ["15 April 1912", "April 15, 1912", "1912"]
+
+
+def test_natural_questions_with_and_without_context() -> None:
+    closed = _load("nq-with-context.csv", format="natural_questions").records
+    assert all("context" not in r for r in closed)
+    opened = _load("nq-with-context.csv", format="natural_questions", with_context=True).records
+    assert opened[0]["context"].startswith("General relativity is the geometric theory")
+    assert opened[0]["aliases"] == ["Albert Einstein"]
+    assert [{k: v for k, v in r.items() if k != "context"} for r in opened] == closed
+    assert closed[4]["aliases"] == ["Mount Everest", "Everest"]  # a Python list in a cell
+    message = _error("nq-open.jsonl", format="natural_questions", with_context=True)
+    assert message.startswith(f"{FIXTURES / 'nq-open.jsonl'}, row 1: field 'context': missing")
+
+
+def test_hotpotqa_is_closed_book_unless_asked() -> None:
+    closed = _by_id(_load("hotpotqa-dev.json", format="hotpotqa"))
+    taj = closed["5ac4a8b7554299076e296d5c"]
+    assert taj["aliases"] == ["New Delhi"] and "context" not in taj
+    assert taj["meta"] == {"type": "bridge", "level": "hard"}
+    assert closed["5ab2d0f05542991669774c0e"]["aliases"] == ["yes"]
+    opened = _by_id(_load("hotpotqa-dev.json", format="hotpotqa", with_context=True))
+    assert opened["5ac4a8b7554299076e296d5c"]["context"] == (
+        "The Taj Mahal is an ivory-white marble mausoleum in Agra, India.\n"
+        "India is a country in South Asia.\n"
+        "Its capital is New Delhi."
+    )
+
+
+def test_hotpotqa_hugging_face_layout(tmp_path: Path) -> None:
+    original = json.loads((FIXTURES / "hotpotqa-dev.json").read_text())
+    hf_rows = [
+        {
+            "id": row["_id"],
+            "question": row["question"],
+            "answer": row["answer"],
+            "type": row["type"],
+            "level": row["level"],
+            "context": {
+                "title": [title for title, _ in row["context"]],
+                "sentences": [sentences for _, sentences in row["context"]],
+            },
+        }
+        for row in original
+    ]
+    path = tmp_path / "hotpot.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in hf_rows))
+    for with_context in (False, True):
+        expected = _load("hotpotqa-dev.json", format="hotpotqa", with_context=with_context)
+        loaded = load_source("ds", str(path), {"format": "hotpotqa", "with_context": with_context})
+        assert loaded == expected
+
+
+def test_gsm8k_numbers() -> None:
+    records = _load("gsm8k.jsonl", format="gsm8k").records
+    assert [r["aliases"] for r in records] == [
+        ["26"],
+        ["1250"],
+        ["12"],
+        ["15"],
+        ["150"],
+        ["-5"],
+        ["1234"],
+    ]
+    assert records[0]["meta"]["reasoning"].startswith("Tom has 3 * 12 = <<3*12=36>>36 apples.")
+    assert records[0]["question"].startswith("Tom has 3 boxes with 12 apples")
+
+
+def test_answerable_math_csv() -> None:
+    records = _by_id(_load("answerable-math.csv", format="gsm8k"))
+    assert set(records) == {"11", "12", "13", "14", "15"}  # the file's own ids
+    assert records["11"]["question"] == (
+        "Sam has 7 bags with 3 marbles in each bag. How many marbles does Sam have?"
+    )
+    assert records["11"]["aliases"] == ["21"]
+    assert records["14"]["aliases"] == ["72"]  # [72.0]
+    assert records["15"]["aliases"] == ["6.5"]
+    assert records["12"]["meta"] == {"origin": "GSM8K"}
+
+
+def test_winogrande_original_layout() -> None:
+    records = _by_id(_load("winogrande.jsonl", format="winogrande"))
+    glass = records["39ZSFO5CA8V1-1"]
+    assert glass["task"] == "choice"
+    assert glass["choices"] == {"glass": ["glass"], "pillow": ["pillow"]}
+    assert glass["answer"] == "pillow" and glass["aliases"] == ["pillow"]
+    assert glass["question"].startswith("The glass fell onto the pillow and did not break, because")
+    assert "glass or pillow" in glass["question"]
+    assert records["39ZSFO5CA8V1-2"]["answer"] == "glass"
+
+
+def test_winogrande_reference_csv() -> None:
+    records = _load("winogrande.csv", format="winogrande").records
+    daniel = records[1]
+    assert daniel["question"].endswith("Who does the blank refer to in the sentence?")
+    assert daniel["choices"] == {"Daniel": ["Daniel"], "Robert": ["Robert"]}  # sorted: no leak
+    assert daniel["answer"] == "Robert"
+    assert records[0]["choices"] == {"cat": ["cat"], "mouse": ["mouse"]}
+
+
+def test_winobias() -> None:
+    records = _load("winobias.csv", format="winobias").records
+    anti = records[1]
+    sentence = (
+        "The mover helped the librarian because she was strong enough to lift the heavy boxes."
+    )
+    assert anti["question"] == f"{sentence} Who does the pronoun 'she' refer to?"
+    assert anti["plain_question"] == f"{sentence} The pronoun 'she' refers to the"
+    assert anti["choices"] == {"librarian": ["librarian"], "mover": ["mover"]}
+    assert anti["answer"] == "mover" and anti["aliases"] == ["mover"]
+    assert anti["meta"] == {"type": 1, "stereotype": "anti", "pronoun": "she"}
+    assert [r["answer"] for r in records] == [
+        "librarian", "mover", "lawyer", "cleaner", "sheriff", "sheriff",
+    ]  # fmt: skip
+
+
+def test_mnli_integer_labels() -> None:
+    records = _load("mnli-glue.jsonl", format="mnli").records
+    assert [r["answer"] for r in records] == [
+        "entailment", "contradiction", "neutral", "contradiction", "entailment", "neutral",
+    ]  # fmt: skip
+    first = records[0]
+    assert first["id"] == "0"
+    assert "A man is playing a guitar on a stage" in first["question"]
+    assert "A man is performing music." in first["question"]
+    assert all(word in first["question"] for word in ("entailment", "contradiction", "neutral"))
+    assert first["choices"] == {label: list(words) for label, words in MNLI_CHOICES.items()}
+    assert first["aliases"] == list(MNLI_CHOICES["entailment"])
+
+
+def test_mnli_string_labels() -> None:
+    multi = _by_id(_load("multinli-dev.jsonl", format="mnli"))
+    assert {qid: r["answer"] for qid, r in multi.items()} == {
+        "10001e": "entailment",
+        "10002c": "contradiction",
+        "10003n": "neutral",
+        "10004e": "entailment",
+        "10005c": "contradiction",
+    }
+    assert multi["10004e"]["meta"] == {"genre": "telephone"}
+    reference = _load("mnli-reference.csv", format="mnli").records
+    assert [r["answer"] for r in reference] == [
+        "entailment", "contradiction", "neutral", "entailment", "contradiction",
+    ]  # fmt: skip
+    assert reference[0]["question"].startswith('Premise: "The bakery sells bread')
+
+
+def test_multinli_tsv_is_read_without_quoting(tmp_path: Path) -> None:
+    path = tmp_path / "dev_matched.tsv"
+    path.write_text(
+        "gold_label\tsentence1\tsentence2\tpairID\n"
+        'neutral\t"Yes," he said, "we will go."\tThey went by car.\t7n\n'
+        "-\tThe sky is blue.\tThe sky is green.\t8c\n"
+    )
+    loaded = load_source("ds", str(path), {"format": "mnli", "skip_malformed": True})
+    assert [r["id"] for r in loaded.records] == ["7n"]
+    assert 'Premise: "Yes," he said, "we will go."' in loaded.records[0]["question"]
+    assert loaded.skipped == [
+        Skipped(2, "gold_label", "'-': the annotators did not agree on a gold label")
+    ]
+
+
+def test_imdb_rows() -> None:
+    records = _load("imdb.jsonl", format="imdb").records
+    assert [r["answer"] for r in records] == ["positive", "negative"] * 3
+    bad = records[1]
+    assert bad["choices"] == {"negative": ["negative"], "positive": ["positive"]}
+    assert "positive or negative" in bad["question"]
+    assert "painful.\n\nI checked my watch" in bad["question"]  # <br /> -> newline
+    assert "<br" not in bad["question"]
+
+
+def test_imdb_folder_and_split() -> None:
+    test = _load("aclImdb", format="imdb").records
+    assert [r["id"] for r in test] == [
+        "neg-0_1",
+        "neg-1_3",
+        "neg-2_2",
+        "pos-0_10",
+        "pos-1_9",
+        "pos-2_8",
+    ]
+    assert [r["answer"] for r in test] == ["negative"] * 3 + ["positive"] * 3
+    assert test[4]["meta"] == {"rating": 9}
+    assert "told with care.\n\nThe final scene" in test[4]["question"]
+    assert _load("aclImdb", format="imdb", split="test") == _load("aclImdb", format="imdb")
+    train = _load("aclImdb", format="imdb", split="train").records
+    assert [r["id"] for r in train] == ["neg-0_2", "pos-0_9"]
+    direct = _load("aclImdb/test", format="imdb")  # pos/ and neg/ directly inside
+    assert direct == _load("aclImdb", format="imdb")
+    assert "'split' is 'dev'" in _error("aclImdb", format="imdb", split="dev")
+
+
+def test_imdb_folder_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not an aclImdb folder"):
+        load_source("ds", str(tmp_path), {"format": "imdb"})
+    with pytest.raises(InputError, match="only format 'imdb' reads one"):
+        load_source("ds", str(FIXTURES / "aclImdb"), {"format": "movies"})
+    (tmp_path / "pos").mkdir()
+    (tmp_path / "pos" / "0_9.txt").write_bytes(b"Great film \xe9 truly")
+    with pytest.raises(InputError, match=r", row 1 \(pos/0_9\.txt\): not valid UTF-8"):
+        load_source("ds", str(tmp_path), {"format": "imdb"})
+
+
+def test_movies() -> None:
+    records = _load("movie-qa.csv", format="movies").records
+    assert records[2]["question"] == "Who acted as Vito Corleone in the movie 'The Godfather'?"
+    assert records[2]["aliases"] == ["Marlon Brando"]
+    assert records[2]["id"] == "row-000003"
+
+
+# --------------------------------------------------------------------------- generic formats
+
+
+def test_generic_csv_mapping() -> None:
+    loaded = _load("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS, answer_separator="|")
+    records = _by_id(loaded)
+    assert list(records) == ["geo_1", "geo_2", "sci_3", "sci_4", "hist-5"]
+    assert records["geo_1"]["aliases"] == ["Lisbon", "Lisboa"]
+    assert records["geo_1"]["meta"] == {"source_id": "geo/1"}
+    assert records["geo_2"]["aliases"] == ["Tokyo", "Tokio"]  # a JSON list in a cell
+    assert records["sci_4"]["aliases"] == ["8", "eight"]
+    assert records["hist-5"]["aliases"] == ["1989"]
+    assert all("context" not in r for r in loaded.records)
+    without = _by_id(_load("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS))
+    assert without["geo_1"]["aliases"] == ["Lisbon|Lisboa"]
+    assert without["geo_2"]["aliases"] == ["Tokyo", "Tokio"]
+    opened = _by_id(
+        _load("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS, with_context=True)
+    )
+    assert opened["hist-5"]["context"] == "The Berlin Wall fell on 9 November 1989."
+
+
+def test_generic_jsonl_and_json(tmp_path: Path) -> None:
+    rows = [
+        {
+            "q": "What is the largest planet in the Solar System?",
+            "a": ["Jupiter"],
+            "alt": '["Planet Jupiter"]',
+        },
+        {"q": "How many continents are there?", "a": 7, "alt": None},
+    ]
+    jsonl = tmp_path / "quiz.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    options = {"format": "jsonl", "columns": {"question": "q", "answer": "a", "aliases": "alt"}}
+    records = load_source("ds", str(jsonl), options).records
+    assert records[0]["aliases"] == ["Jupiter", "Planet Jupiter"]
+    assert records[1]["aliases"] == ["7"]
+    as_json = tmp_path / "quiz.json"
+    as_json.write_text(json.dumps({"data": rows}))
+    assert load_source("ds", str(as_json), {**options, "format": "json"}).records == records
+
+
+def test_generic_mapping_errors() -> None:
+    columns = {**GENERIC_COLUMNS, "question": "text"}
+    message = _error("generic-quiz.csv", format="csv", columns=columns)
+    assert message.startswith(f"{FIXTURES / 'generic-quiz.csv'}: option 'columns.question'")
+    assert "'text'" in message and "item, passage, prompt, gold" not in message
+    assert "'columns.answer'" in _error(
+        "generic-quiz.csv", format="csv", columns={"question": "prompt"}
+    )
+    assert "'columns.prompt'" in _error(
+        "generic-quiz.csv", format="csv", columns={**GENERIC_COLUMNS, "prompt": "prompt"}
+    )
+    no_context = {"question": "prompt", "answer": "gold"}
+    assert "'columns.context'" in _error(
+        "generic-quiz.csv", format="csv", columns=no_context, with_context=True
+    )
+
+
+def test_id_collision_after_making_ids_safe(tmp_path: Path) -> None:
+    path = tmp_path / "quiz.csv"
+    path.write_text("id,q,a\nx/1,What is 2 + 2?,4\nx_1,What is 3 + 3?,6\n")
+    options = {"format": "csv", "columns": {"id": "id", "question": "q", "answer": "a"}}
+    expected = f"{path}, row 2: field 'id': duplicate id 'x_1': row 1 (from 'x/1') has it too"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}$"):
+        load_source("ds", str(path), options)
+
+
+# --------------------------------------------------------------------------- malformed rows
+
+
+@pytest.mark.parametrize(
+    ("file", "fmt", "row", "field", "why"),
+    [
+        ("malformed/nq-bad.jsonl", "natural_questions", 2, "answer", "no answer"),
+        ("malformed/mnli-bad.jsonl", "mnli", 2, "label", "no gold label"),
+        ("malformed/winogrande-bad.jsonl", "winogrande", 2, "answer", "unlabelled"),
+        ("malformed/gsm8k-bad.jsonl", "gsm8k", 2, "answer", "not a number"),
+    ],
+)
+def test_malformed_row_names_file_row_and_field(
+    file: str, fmt: str, row: int, field: str, why: str
+) -> None:
+    message = _error(file, format=fmt)
+    assert message.startswith(f"{FIXTURES / file}, row {row}: field {field!r}: ")
+    assert why in message
+
+
+@pytest.mark.parametrize(
+    ("file", "fmt", "kept", "skipped"),
+    [
+        (
+            "malformed/nq-bad.jsonl",
+            "natural_questions",
+            ["row-000001", "row-000003", "row-000005"],
+            [(2, "answer"), (4, "question"), (6, "question")],
+        ),
+        ("malformed/mnli-bad.jsonl", "mnli", ["0", "3", "4"], [(2, "label"), (3, "label")]),
+        (
+            "malformed/winogrande-bad.jsonl",
+            "winogrande",
+            ["W1-1", "W4-1"],
+            [(2, "answer"), (3, "option2"), (4, "answer")],
+        ),
+        (
+            "malformed/gsm8k-bad.jsonl",
+            "gsm8k",
+            ["row-000001", "row-000005"],
+            [(2, "answer"), (3, "answer"), (4, "question")],
+        ),
+    ],
+)
+def test_skip_malformed_keeps_the_good_rows(
+    file: str, fmt: str, kept: list[str], skipped: list[tuple[int, str]]
+) -> None:
+    loaded = _load(file, format=fmt, skip_malformed=True)
+    assert [r["id"] for r in loaded.records] == kept
+    assert [(s.row, s.field) for s in loaded.skipped] == skipped
+    assert all(s.reason for s in loaded.skipped)
+
+
+def test_skipped_reasons_say_what_is_wrong() -> None:
+    skipped = _load(
+        "malformed/nq-bad.jsonl", format="natural_questions", skip_malformed=True
+    ).skipped
+    assert skipped[1] == Skipped(4, "question", "missing")
+    assert skipped[2] == Skipped(6, "question", "must be text, got 42")
+    mnli = _load("malformed/mnli-bad.jsonl", format="mnli", skip_malformed=True).skipped
+    assert "got 7" in mnli[1].reason
+    wino = _load("malformed/winogrande-bad.jsonl", format="winogrande", skip_malformed=True).skipped
+    assert "same option" in wino[1].reason and "'3'" in wino[2].reason
+
+
+@pytest.mark.parametrize(
+    ("content", "fmt", "field", "why"),
+    [
+        ('["a question"]', "natural_questions", "", "expected a JSON object, got list"),
+        (
+            '{"Question": "Q?", "QuestionId": "t1", "Answer": "Paris"}',
+            "triviaqa",
+            "Answer",
+            "must be an object",
+        ),
+        (
+            '{"Question": "Q?", "Answer": {"Aliases": "Paris"}}',
+            "triviaqa",
+            "Answer.Aliases",
+            "list of strings",
+        ),
+        (
+            '{"question": "Q?", "answer": "[\\"A\\", null]"}',
+            "natural_questions",
+            "answer",
+            "got None",
+        ),
+        (
+            '{"question": "Q?", "answer": "[1, 2]]"}',
+            "natural_questions",
+            "answer",
+            "cannot be parsed",
+        ),
+        (
+            '{"question": "Q?", "answer": "A", "context": 3, "_id": "h"}',
+            {"format": "hotpotqa", "with_context": True},
+            "context",
+            "list",
+        ),
+        (
+            '{"sentence": "No blank here.", "option1": "a", "option2": "b", "answer": "1"}',
+            "winogrande",
+            "sentence",
+            "one blank",
+        ),
+        ('{"text": "Fine film.", "label": -1}', "imdb", "label", "unlabelled"),
+        ('{"text": "Fine film.", "label": 2}', "imdb", "label", "got 2"),
+        ('{"text": "  ", "label": 1}', "imdb", "text", "empty"),
+        ('{"premise": "P.", "hypothesis": "H.", "label": "maybe"}', "mnli", "label", "'maybe'"),
+        ('{"question": "Q?", "answer": "#### 1.2.3"}', "gsm8k", "answer", "no number after '####'"),
+        (
+            '{"question": "Q?", "answer": {"x": 1}}',
+            "natural_questions",
+            "answer",
+            "text or numbers",
+        ),
+        (
+            '{"question": "Q?", "answer": ["A"], "id": [1]}',
+            "natural_questions",
+            "id",
+            "text or an integer",
+        ),
+    ],
+)
+def test_odd_rows_are_reported_not_crashed_on(
+    tmp_path: Path, content: str, fmt: str | dict, field: str, why: str
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(content + "\n")
+    with pytest.raises(InputError) as err:
+        load_source("ds", str(path), fmt if isinstance(fmt, dict) else {"format": fmt})
+    assert isinstance(err.value, BadField)
+    assert (err.value.field, err.value.where) == (field, f"{path}, row 1")
+    assert why in err.value.reason
+    prefix = f"{path}, row 1: field {field!r}: " if field else f"{path}, row 1: "
+    assert str(err.value).startswith(prefix)
+
+
+def test_row_numbers_per_file_type(tmp_path: Path) -> None:
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text('{"question": "Q1?", "answer": ["A"]}\n\n{"question": "Q2?", "answer": []}\n')
+    assert _error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 3: field 'answer'")
+    csv_path = tmp_path / "q.csv"
+    csv_path.write_text('Question,Answer\n"Q1,\nspanning lines?",A\nQ2?,\n')
+    assert _error(csv_path, format="movies").startswith(f"{csv_path}, row 2: field 'Answer': empty")
+    as_json = tmp_path / "q.json"
+    as_json.write_text(json.dumps([{"question": "Q1?", "answer": "A"}, {"question": "Q2?"}]))
+    assert _error(as_json, format="natural_questions").startswith(
+        f"{as_json}, row 2: field 'answer'"
+    )
+
+
+def test_non_utf8_names_file_and_line(tmp_path: Path) -> None:
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_bytes(
+        b'{"question": "Q?", "answer": ["A"]}\n{"question": "caf\xe9?", "answer": ["B"]}\n'
+    )
+    assert _error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 2: not valid UTF-8")
+    csv_path = tmp_path / "q.csv"
+    csv_path.write_bytes(b"Question,Answer\nQ?,A\nQ2?,caf\xe9\n")
+    assert _error(csv_path, format="movies").startswith(f"{csv_path}, line 3: not valid UTF-8")
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    bad_json = tmp_path / "q.jsonl"
+    bad_json.write_text('{"question": "Q?"\n')
+    assert _error(bad_json, format="natural_questions").startswith(
+        f"{bad_json}, row 1: not valid JSON"
+    )
+    scalar = tmp_path / "q.json"
+    scalar.write_text('{"Version": 1}')
+    assert "expected a JSON list" in _error(scalar, format="triviaqa")
+    text = tmp_path / "q.txt"
+    text.write_text("Q? A")
+    assert "cannot read a .txt file" in _error(text, format="movies")
+    assert _error(tmp_path / "missing.csv", format="movies").endswith("missing.csv: file not found")
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        ("", "empty.jsonl"),
+        ("\n\n", "blank.jsonl"),
+        ("Question,Answer\n", "header.csv"),
+        ("[]", "list.json"),
+    ],
+)
+def test_empty_dataset_is_an_error(tmp_path: Path, content: str, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    fmt = "movies" if name.endswith(".csv") else "natural_questions"
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: no questions$"):
+        load_source("ds", str(path), {"format": fmt})
+
+
+def test_all_rows_skipped_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "Q?", "answer": []}\n{"answer": ["A"]}\n')
+    message = _error(path, format="natural_questions", skip_malformed=True)
+    assert message.startswith(f"{path}: no questions (2 malformed rows skipped; the first: row 1")
+
+
+# --------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "pattern"),
+    [
+        ("movie-qa.csv", {"format": "movie"}, r"option 'format': unknown format 'movie'"),
+        ("movie-qa.csv", {}, r"option 'format' is required"),
+        ("movie-qa.csv", {"format": "movies", "limit": 3}, r"unknown option 'limit'"),
+        ("movie-qa.csv", {"format": "builtin"}, r"option 'format': 'builtin' goes with source"),
+        (
+            "movie-qa.csv",
+            {"format": "movies", "with_context": True},
+            r"option 'with_context' does not apply",
+        ),
+        (
+            "movie-qa.csv",
+            {"format": "movies", "with_context": "yes"},
+            r"option 'with_context' must be true or false",
+        ),
+        (
+            "movie-qa.csv",
+            {"format": "movies", "columns": {"question": "Q"}},
+            r"option 'columns' does not apply",
+        ),
+        ("movie-qa.csv", {"format": "movies", "split": "test"}, r"option 'split' does not apply"),
+        (
+            "imdb.jsonl",
+            {"format": "imdb", "split": "test"},
+            r"option 'split' applies only to a folder",
+        ),
+        (
+            "movie-qa.csv",
+            {"format": "csv", "columns": ["Question"]},
+            r"option 'columns' must be a mapping",
+        ),
+        (
+            "movie-qa.csv",
+            {
+                "format": "csv",
+                "answer_separator": "",
+                "columns": {"question": "Question", "answer": "Answer"},
+            },
+            r"option 'answer_separator' must be",
+        ),
+    ],
+)
+def test_bad_options_name_the_key(source: str, options: dict, pattern: str) -> None:
+    with pytest.raises(InputError, match=r"^dataset 'ds': " + pattern):
+        _load(source, **options)
+
+
+def test_default_options_of_every_format_are_accepted() -> None:
+    # The workflow passes with_context and skip_malformed (false) for every dataset.
+    for fmt in FORMATS:
+        source = "builtin" if fmt == "builtin" else "x.jsonl"
+        columns = {"question": "q", "answer": "a"} if fmt in ("csv", "jsonl", "json") else None
+        opts = parse_options(
+            "ds",
+            source,
+            {"format": fmt, "with_context": False, "skip_malformed": False, "columns": columns},
+        )
+        assert opts.format == fmt
+
+
+def test_truthmap_is_the_default_for_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "mine.jsonl"
+    rows = [
+        {"id": "a", "question": "What is 2 + 2?", "aliases": ["4"], "dataset": "old", "meta": {}},
+        {
+            "id": "b/c",
+            "question": "Cat or dog: which one barks?",
+            "dataset": "old",
+            "task": "choice",
+            "choices": {"cat": ["cat"], "dog": ["dog"]},
+            "answer": "dog",
+        },
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records = load_source("mine", str(path), {}).records
+    assert records[0] == {**rows[0], "dataset": "mine"}
+    assert records[1]["id"] == "b/c"  # our own schema: ids are kept as they are
+    assert records[1]["aliases"] == ["dog"] and records[1]["meta"] == {}
+
+
+def test_builtin_source() -> None:
+    loaded = load_source("facts", "builtin", {})
+    assert len(loaded.records) > 1500 and loaded.skipped == []
+    assert {r["dataset"] for r in loaded.records} == {"facts"}
+
+
+# --------------------------------------------------------------------------- hf: sources
+
+
+def test_hf_source_without_datasets_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(InputError, match=r"^hf:stanfordnlp/imdb:test: .*pip install datasets"):
+        load_source("ds", "hf:stanfordnlp/imdb:test", {"format": "imdb"})
+
+
+def _fake_datasets(monkeypatch: pytest.MonkeyPatch, load_dataset) -> list:
+    calls: list = []
+
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs))
+        return load_dataset(*args, **kwargs)
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=recording))
+    return calls
+
+
+def test_hf_source_not_in_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hugging Face Hub (offline mode is enabled)")
+
+    _fake_datasets(monkeypatch, offline)
+    with pytest.raises(InputError) as err:
+        load_source(
+            "ds", "hf:mandarjoshi/trivia_qa:rc.nocontext:validation", {"format": "triviaqa"}
+        )
+    message = str(err.value)
+    assert message.startswith("hf:mandarjoshi/trivia_qa:rc.nocontext:validation: cannot load it")
+    assert "local Hugging Face cache" in message and "offline mode" in message
+
+
+def test_hf_source_rows_go_through_the_converter(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"text": "Loved it.", "label": 1}, {"text": "Hated it.", "label": 0}]
+    calls = _fake_datasets(monkeypatch, lambda *a, **k: rows)
+    loaded = load_source("ds", "hf:stanfordnlp/imdb:test", {"format": "imdb"})
+    assert calls == [(("stanfordnlp/imdb", None), {"split": "test"})]
+    assert [(r["id"], r["answer"]) for r in loaded.records] == [
+        ("row-000001", "positive"), ("row-000002", "negative"),
+    ]  # fmt: skip
+    _fake_datasets(monkeypatch, lambda *a, **k: [{"text": "Loved it.", "label": 1}])
+    with_config = load_source("ds", "hf:imdb:plain_text:test", {"format": "imdb"})
+    assert len(with_config.records) == 1
+
+
+@pytest.mark.parametrize("source", ["hf:imdb", "hf::test", "hf:a:b:c:d", "hf:imdb: "])
+def test_bad_hf_source(source: str) -> None:
+    with pytest.raises(InputError, match=r"expected 'hf:<dataset id>\[:<config>\]:<split>'"):
+        load_source("ds", source, {"format": "imdb"})
+
+
+# --------------------------------------------------------------------------- datasets helpers
+
+
+def test_make_dataset_subsamples_and_passes_skipped_rows_on() -> None:
+    source = str(FIXTURES / "malformed" / "nq-bad.jsonl")
+    loaded = make_dataset(
+        "nq",
+        source,
+        limit=2,
+        seed=0,
+        options={"format": "natural_questions", "skip_malformed": True},
+    )
+    assert isinstance(loaded, Loaded)
+    assert len(loaded.records) == 2 and len(loaded.skipped) == 3
+    assert make_dataset("b", "builtin", limit=8, seed=0).records[0]["dataset"] == "b"
+
+
+def test_check_source_accepts_files_folders_and_hf(tmp_path: Path) -> None:
+    check_source("datasets.a.source", str(FIXTURES / "movie-qa.csv"))
+    check_source("datasets.a.source", str(FIXTURES / "aclImdb"))
+    check_source("datasets.a.source", "hf:stanfordnlp/imdb:test")  # not looked up
+    with pytest.raises(InputError, match=r"^config key 'datasets\.a\.source': hf:imdb: expected"):
+        check_source("datasets.a.source", "hf:imdb")
+    with pytest.raises(InputError, match=r"'datasets\.a\.source'"):
+        check_source("datasets.a.source", str(tmp_path / "missing"))
+
+
+# --------------------------------------------------------------------------- any row at all
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=True)
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "1",
+            "-1",
+            "0",
+            "2",
+            "-",
+            "a_b",
+            "[1]",
+            "['x']",
+            "[",
+            "#### 7",
+            "entailment",
+            "pos",
+            "x/y",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["value", "aliases", "title", "sentences", "Value", "Aliases"]),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=6,
+)
+_KEYS = sorted({
+    "id", "_id", "qID", "idx", "pairID", "question", "Question", "answer", "Answer", "aliases",
+    "Aliases", "context", "Context", "sentence", "option1", "option2", "Wrong_Answer",
+    "incorrect_answer", "q", "q_instruct", "type", "premise", "hypothesis", "label", "gold_label",
+    "sentence1", "sentence2", "text", "rating", "QuestionId", "question_id", "source",
+})  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fmt=st.sampled_from([f for f in FORMATS if f != "builtin"]),
+    row=st.dictionaries(st.sampled_from(_KEYS), _JSON_VALUES, max_size=8),
+    with_context=st.booleans(),
+)
+def test_any_row_gives_a_record_or_a_bad_field(fmt: str, row: dict, with_context: bool) -> None:
+    generic = fmt in ("csv", "jsonl", "json")
+    options = parse_options("ds", "x.jsonl", {
+        "format": fmt,
+        "with_context": with_context and (generic or fmt in ("natural_questions", "hotpotqa")),
+        "columns": {"question": "question", "answer": "answer", "id": "id", "context": "context",
+                    "aliases": "aliases"} if generic else None,
+    })  # fmt: skip
+    try:
+        record = convert_row("ds", row, 1, options)
+    except BadField as err:
+        assert isinstance(err.field, str) and err.reason
+    else:
+        assert check_record(record) is record
+        assert fmt == "truthmap" or SAFE_ID.match(record["id"])
+
+
+def test_fixture_folder_is_plain_text() -> None:
+    # Fixtures are small hand-written text files; binary variants are built inside the tests.
+    for path in FIXTURES.rglob("*"):
+        if path.is_file():
+            assert path.stat().st_size < 20_000, path
+            path.read_text(encoding="utf-8")
