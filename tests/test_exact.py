@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from truthmap.exact import apply_extraction, label_by_alias, label_shard
+from truthmap.exact import Item, apply_extraction, label_by_alias, label_by_choice, label_shard
 from truthmap.prompts import (
     EXTRACTION_SHOTS,
     NO_ANSWER,
@@ -27,12 +27,15 @@ def test_numbers_compare_as_numbers():
 
 def test_shard_labelling_calls_the_extractor_once_with_incorrect_answers_only():
     items = [
-        ("a", "Capital of France?", "The capital of France is Paris.", ["Paris"]),
-        ("b", "Capital of Mali?", "The capital of Mali is Dakar.", ["Bamako"]),
-        ("c", "Capital of Peru?", "I do not know.", ["Lima"]),
-        ("d", "Capital of Chad?", "Chad is in Africa.", ["N'Djamena"]),
-        ("e", "Capital of Fiji?", "   ", ["Suva"]),
-        ("f", "Capital of Oman?", "Oman is a country in the Middle East with a long coast on the sea.", ["Muscat"]),
+        Item(*row)
+        for row in [
+            ("a", "Capital of France?", "The capital of France is Paris.", ["Paris"]),
+            ("b", "Capital of Mali?", "The capital of Mali is Dakar.", ["Bamako"]),
+            ("c", "Capital of Peru?", "I do not know.", ["Lima"]),
+            ("d", "Capital of Chad?", "Chad is in Africa.", ["N'Djamena"]),
+            ("e", "Capital of Fiji?", "   ", ["Suva"]),
+            ("f", "Capital of Oman?", "Oman is a country in the Middle East with a long coast on the sea.", ["Muscat"]),
+        ]
     ]
     calls = []
     replies = {
@@ -51,10 +54,11 @@ def test_shard_labelling_calls_the_extractor_once_with_incorrect_answers_only():
                                                             "Capital of Chad?", "Capital of Oman?"]
     assert labels["a"].correct and labels["a"].extractor_reply is None
     b = labels["b"]
-    assert not b.correct and b.exact_method == "extracted" and items[1][2][b.exact_start : b.exact_end] == "Dakar"
+    assert not b.correct and b.exact_method == "extracted"
     assert labels["c"].no_answer and labels["c"].exact_method == "none" and "NO ANSWER" in labels["c"].reason
     assert labels["d"].exact_method == "none" and "not in the generated text" in labels["d"].reason
     assert labels["e"].reason == "empty generation"
+    assert items[1].text[b.exact_start : b.exact_end] == "Dakar"
     assert labels["f"].exact_method == "none" and "max_words=8" in labels["f"].reason
 
 
@@ -62,7 +66,7 @@ def test_no_extractor_call_when_everything_is_correct():
     def extract(pairs):
         raise AssertionError("must not be called")
 
-    (label,) = label_shard([("a", "q", "Paris", ["Paris"])], extract)
+    (label,) = label_shard([Item("a", "q", "Paris", ["Paris"])], extract)
     assert label.correct
 
 
@@ -103,8 +107,44 @@ def test_shard_items_join_by_id_and_name_strays():
 
     from truthmap.exact import shard_items
 
-    questions = [{"id": "a", "aliases": ["x"]}, {"id": "b", "aliases": ["y"]}]
+    questions = [{"id": "a", "question": "qa", "aliases": ["x"]}, {"id": "b", "question": "qb", "aliases": ["y"]}]
     gens = [{"id": "b", "question": "qb", "text": "tb"}]
-    assert shard_items(questions, gens) == [("b", "qb", "tb", ["y"])]
+    assert shard_items(questions, gens) == [Item("b", "qb", "tb", ["y"])]
     with pytest.raises(ValueError, match="'c'"):
         shard_items(questions, [{"id": "c", "question": "q", "text": "t"}])
+
+
+MNLI = {
+    "entailment": ["entailment", "entail", "entails"],
+    "neutral": ["neutral", "neutrality"],
+    "contradiction": ["contradiction", "contradict", "contradicts"],
+}
+
+
+def test_first_choice_named_decides():
+    text = "The hypothesis contradicts the premise, so it is not entailment."
+    label = label_by_choice("m", text, MNLI, "contradiction")
+    assert label.correct and label.choice == "contradiction" and label.exact_method == "choice"
+    assert text[label.exact_start : label.exact_end] == "contradicts"
+    wrong = label_by_choice("m", "It is neutral.", MNLI, "entailment")
+    assert not wrong.correct and wrong.choice == "neutral" and wrong.exact_answer == "neutral"
+
+
+def test_no_choice_named_is_a_recorded_no_answer():
+    label = label_by_choice("w", "I cannot tell.", {"Sarah": ["Sarah"], "Mary": ["Mary"]}, "Mary")
+    assert not label.correct and label.no_answer and label.exact_method == "none"
+    assert "NO ANSWER" in label.reason
+
+
+def test_choice_items_never_reach_the_extractor():
+    items = [
+        Item("w1", "Who?", "Mary worried.", ["Mary"], "choice", {"Sarah": ["Sarah"], "Mary": ["Mary"]}, "Mary"),
+        Item("w2", "Who?", "Sarah, not Mary.", ["Mary"], "choice", {"Sarah": ["Sarah"], "Mary": ["Mary"]}, "Mary"),
+    ]
+
+    def extract(pairs):
+        raise AssertionError("choice tasks need no extractor")
+
+    first, second = label_shard(items, extract)
+    assert first.correct and first.exact_answer == "Mary"
+    assert not second.correct and second.choice == "Sarah" and second.exact_answer == "Sarah"

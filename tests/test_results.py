@@ -118,7 +118,8 @@ def test_reason_kind(reason, kind):
 
 def labels_and_generations():
     labels = [
-        {"id": qid, "correct": correct, "exact_method": method, "reason": reason}
+        {"id": qid, "correct": correct, "exact_method": method, "reason": reason,
+         "no_answer": "NO ANSWER" in reason}
         for qid, correct, method, reason in [
             ("a", True, "alias", ""),
             ("b", False, "extractor", ""),
@@ -147,6 +148,7 @@ def test_label_summary_counts():
     assert s["exact_answer_methods"] == {"alias": 1, "extractor": 1, "none": 3}
     assert s["n_no_exact_answer"] == 3
     assert s["n_wrong_no_exact_answer"] == 2
+    assert s["n_no_answer"] == 2 and s["no_answer_rate"] == pytest.approx(0.4)
     assert s["no_exact_answer_reasons"] == {"NO ANSWER": 2, "not in the generated text": 1}
     assert s["finish_reasons"] == {"eos": 3, "length": 1, "newline": 1}
     assert s["mean_generated_tokens"] == pytest.approx(2.0)

@@ -1,11 +1,19 @@
 """Correctness labels and exact answers of a shard's generations.
 
-Correct answers: the exact answer is the span of the matched alias in the
-generated text. Incorrect answers: an instruct model is prompted (few-shot) to
-copy the short answer out of the long one, or to say NO ANSWER; its reply is
-accepted only if it occurs in the generated text. Every outcome is recorded,
-never raised: an example without an exact answer is kept, with a reason, and
-masked out of the exact-answer positions later.
+Two tasks:
+
+- ``qa`` (open answers). Correct when a gold alias matches (see
+  :mod:`truthmap.labels`); the exact answer is the matched span. For an
+  incorrect answer an instruct model is prompted (few-shot) to copy the short
+  answer out of the long one, or to say NO ANSWER; its reply is accepted only
+  if it occurs in the generated text and is short.
+- ``choice`` (Winogrande, Winobias, MNLI, IMDB): the first choice named in the
+  answer (any of its surface forms, at word boundaries) is the model's pick and
+  its span the exact answer; correct when it is the gold choice. No choice
+  named: incorrect, NO ANSWER, no exact answer.
+
+Every outcome is recorded, never raised: an example without an exact answer is
+kept, with a reason, and masked out of the exact-answer positions later.
 """
 
 from __future__ import annotations
@@ -17,7 +25,22 @@ from typing import Literal
 from truthmap.labels import find_span, match_alias
 from truthmap.prompts import parse_extraction
 
-Method = Literal["alias", "number", "extracted", "none"]
+Method = Literal["text", "number", "choice", "extracted", "none"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """What labelling needs of one question and its generation."""
+
+    id: str
+    question: str
+    text: str
+    """The generated answer."""
+    aliases: list[str]
+    task: Literal["qa", "choice"] = "qa"
+    choices: dict[str, list[str]] | None = None
+    answer: str | None = None
+    """The gold choice (choice task)."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +55,11 @@ class AnswerLabel:
     """Character span of the exact answer in the generated text, end exclusive."""
     exact_end: int | None
     exact_method: Method
-    """alias / number: matched a gold alias; extracted: the extractor's reply; none."""
+    """text / number: matched a gold alias; choice: the first choice named;
+    extracted: the extractor's reply; none."""
     matched_alias: str | None
+    choice: str | None
+    """The choice the answer named first (choice task)."""
     extractor_reply: str | None
     """The extractor's raw reply, for incorrect answers."""
     no_answer: bool
@@ -51,13 +77,35 @@ def label_by_alias(qid: str, text: str, aliases: Sequence[str]) -> AnswerLabel:
     if match is None:
         return AnswerLabel(
             id=qid, correct=False, exact_answer=None, exact_start=None, exact_end=None,
-            exact_method="none", matched_alias=None, extractor_reply=None, no_answer=False,
-            reason="awaiting extraction",
+            exact_method="none", matched_alias=None, choice=None, extractor_reply=None,
+            no_answer=False, reason="awaiting extraction",
         )
     return AnswerLabel(
         id=qid, correct=True, exact_answer=text[match.start : match.end], exact_start=match.start,
-        exact_end=match.end, exact_method=match.kind, matched_alias=match.alias,
+        exact_end=match.end, exact_method=match.kind, matched_alias=match.alias, choice=None,
         extractor_reply=None, no_answer=False, reason="",
+    )
+
+
+def label_by_choice(qid: str, text: str, choices: dict[str, list[str]], answer: str) -> AnswerLabel:
+    """The first choice named decides; its span is the exact answer."""
+    named = [
+        (match.start, match.start - match.end, label, match)
+        for label, forms in choices.items()
+        if (match := match_alias(text, forms)) is not None
+    ]
+    first = min(named, key=lambda n: n[:2])[2:] if named else None  # earliest, then longest
+    if first is None:
+        return AnswerLabel(
+            id=qid, correct=False, exact_answer=None, exact_start=None, exact_end=None,
+            exact_method="none", matched_alias=None, choice=None, extractor_reply=None,
+            no_answer=True, reason="no choice named (NO ANSWER)",
+        )
+    label, match = first
+    return AnswerLabel(
+        id=qid, correct=label == answer, exact_answer=text[match.start : match.end],
+        exact_start=match.start, exact_end=match.end, exact_method="choice",
+        matched_alias=match.alias, choice=label, extractor_reply=None, no_answer=False, reason="",
     )
 
 
@@ -84,32 +132,43 @@ def apply_extraction(label: AnswerLabel, text: str, reply: str, max_words: int |
     )
 
 
-def shard_items(questions: Sequence[dict], generations: Sequence[dict]) -> list[tuple[str, str, str, list[str]]]:
-    """(id, question, generated text, aliases) per generation, joined by id."""
-    aliases = {q["id"]: q["aliases"] for q in questions}
-    missing = [g["id"] for g in generations if g["id"] not in aliases]
+def shard_items(questions: Sequence[dict], generations: Sequence[dict]) -> list[Item]:
+    """One :class:`Item` per generation, joined with its question by id."""
+    by_id = {q["id"]: q for q in questions}
+    missing = [g["id"] for g in generations if g["id"] not in by_id]
     if missing:
         raise ValueError(f"{len(missing)} generations have no question in the shard, e.g. {missing[:3]}")
-    return [(g["id"], g["question"], g["text"], aliases[g["id"]]) for g in generations]
+    return [
+        Item(
+            id=g["id"], question=by_id[g["id"]]["question"], text=g["text"],
+            aliases=list(by_id[g["id"]]["aliases"]), task=by_id[g["id"]].get("task", "qa"),
+            choices=by_id[g["id"]].get("choices"), answer=by_id[g["id"]].get("answer"),
+        )
+        for g in generations
+    ]
 
 
 def label_shard(
-    items: Sequence[tuple[str, str, str, Sequence[str]]],
+    items: Sequence[Item],
     extract: Callable[[list[tuple[str, str]]], list[str]],
     max_words: int | None = None,
 ) -> list[AnswerLabel]:
-    """Label ``(id, question, generated text, aliases)`` items.
+    """Label every item; open questions answered wrongly go to the extractor.
 
     ``extract`` gets the (question, generated text) pairs of the incorrect
-    answers in one call (so that it can batch them) and returns the raw replies.
+    open answers in one call (so that it can batch them) and returns the raw
+    replies. It is not called when there are none.
     """
-    labels = [label_by_alias(qid, text, aliases) for qid, _, text, aliases in items]
-    todo = [i for i, label in enumerate(labels) if not label.correct]
-    empty = [i for i in todo if not items[i][2].strip()]
-    for i in empty:
+    labels = [
+        label_by_choice(it.id, it.text, it.choices or {}, it.answer or "") if it.task == "choice"
+        else label_by_alias(it.id, it.text, it.aliases)
+        for it in items
+    ]
+    todo = [i for i, (it, label) in enumerate(zip(items, labels)) if it.task == "qa" and not label.correct]
+    for i in [i for i in todo if not items[i].text.strip()]:
         labels[i] = replace(labels[i], reason="empty generation")
-    todo = [i for i in todo if items[i][2].strip()]
-    replies = extract([(items[i][1], items[i][2]) for i in todo]) if todo else []
+    todo = [i for i in todo if items[i].text.strip()]
+    replies = extract([(items[i].question, items[i].text) for i in todo]) if todo else []
     for i, reply in zip(todo, replies, strict=True):
-        labels[i] = apply_extraction(labels[i], items[i][2], reply, max_words)
+        labels[i] = apply_extraction(labels[i], items[i].text, reply, max_words)
     return labels

@@ -64,6 +64,8 @@ def label_summary(labels: Sequence[dict], generations: Sequence[dict]) -> dict:
         "accuracy_by_domain": {d: sum(v) / len(v) for d, v in sorted(domains.items())},
         "exact_answer_methods": dict(sorted(methods.items())),
         "n_no_exact_answer": methods.get("none", 0),
+        "n_no_answer": sum(bool(r["no_answer"]) for r in labels),
+        "no_answer_rate": sum(bool(r["no_answer"]) for r in labels) / n if n else float("nan"),
         "n_wrong_no_exact_answer": sum(r["exact_method"] == "none" for r in wrong),
         "no_exact_answer_reasons": dict(
             sorted(Counter(reason_kind(r["reason"]) for r in labels if r["exact_method"] == "none").items())
@@ -77,20 +79,22 @@ def label_summary(labels: Sequence[dict], generations: Sequence[dict]) -> dict:
 
 def reason_kind(reason: str) -> str:
     """A reason without its example-specific details, for counting."""
-    for kind in ("NO ANSWER", "not in the generated text", "not a short answer", "empty generation"):
+    for kind in ("no choice named", "NO ANSWER", "not in the generated text", "not a short answer",
+                 "empty generation"):
         if kind in reason:
             return kind
     return reason
 
 
 def run_summary(generations: Sequence[dict], labels: Sequence[dict], split: Sequence[dict],
-                auc: Sequence[dict]) -> dict:
+                auc: Sequence[dict], skipped: Sequence[dict] = ()) -> dict:
     """Everything a reader wants first: accuracy, coverage, probe set sizes, top cells."""
     label_by_id = {r["id"]: r for r in labels}
     ordered = [label_by_id[g["id"]] for g in generations]
     common = [r for r in split if int(r["common"]) == 1]
     return {
         **label_summary(ordered, generations),
+        "n_malformed_rows_skipped": len(skipped),
         "positive_class": "wrong answer (label 1)",
         "n_probe_examples": len(common),
         "n_left_out_of_cells": len(split) - len(common),
