@@ -31,6 +31,28 @@ PromptStyle = Literal["auto", "chat", "plain"]
 Site = Literal["residual", "mlp_input"]
 
 
+#: Generation settings a dataset format brings unless the config overrides them.
+FORMAT_GENERATION: dict[str, dict] = {
+    # Winobias for base models: a completion prompt ("... The pronoun 'she' refers to the").
+    "winobias": {"plain_template": "{question}"},
+    # Word problems need room to reason before the number.
+    "gsm8k": {"max_new_tokens": 200},
+}
+
+#: Keys of a dataset entry that override ``generation`` for that dataset.
+DATASET_GENERATION_KEYS: tuple[str, ...] = ("template", "plain_template", "max_new_tokens")
+
+
+def generation_settings(generation: dict, dataset: dict, model: dict) -> dict:
+    """The generation section for one (model, dataset): global settings, then the
+    dataset format's defaults, then the dataset's and the model's own keys."""
+    settings = {**generation, **FORMAT_GENERATION.get(str(dataset.get("format")), {})}
+    settings.update({k: dataset[k] for k in DATASET_GENERATION_KEYS if dataset.get(k) is not None})
+    if model.get("prompt_style") is not None:
+        settings["prompt_style"] = model["prompt_style"]
+    return settings
+
+
 def parse_tokens(tokens: Iterable[str | int]) -> list[str]:
     """Check token names, drop duplicates and put them in the canonical order."""
     names = [str(t) for t in tokens]

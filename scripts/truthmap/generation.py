@@ -185,7 +185,7 @@ def answer_questions(
     from truthmap.prompts import answer_prompt_text, encode_prompt, resolve_style
 
     style = resolve_style(cfg.prompt_style, has_chat_template)
-    texts = [answer_prompt_text(tokenizer, q["question"], cfg, style) for q in questions]
+    texts = [answer_prompt_text(tokenizer, q, cfg, style) for q in questions]
     prompt_ids = [encode_prompt(tokenizer, text, style) for text in texts]
     eos = eos_ids(model, tokenizer)
     stops = newline_ids(tokenizer) - eos if style == "plain" else set()

@@ -53,14 +53,29 @@ def resolve_style(requested: str, has_chat_template: bool) -> Style:
     return requested  # type: ignore[return-value]
 
 
-def answer_prompt_text(tokenizer, question: str, cfg: GenerationConfig, style: Style) -> str:
-    """The full prompt text for one question."""
+def render(template: str, question: str, context: str | None) -> str:
+    """Fill ``{question}`` and ``{context}``; a context the template does not place goes first."""
+    text = template.replace("{question}", question)
+    if "{context}" in template:
+        return text.replace("{context}", context or "")
+    return f"{context}\n\n{text}" if context else text
+
+
+def answer_prompt_text(tokenizer, record: dict, cfg: GenerationConfig, style: Style) -> str:
+    """The full prompt text for one question record.
+
+    Chat style wraps ``cfg.template`` in the model's chat template (generation
+    prompt included); plain style fills ``cfg.plain_template`` with the
+    record's ``plain_question`` when it has one (a completion-style prompt for
+    base models), else its ``question``.
+    """
+    context = record.get("context")
     if style == "chat":
-        message = cfg.template.replace("{question}", question)
+        message = render(cfg.template, record["question"], context)
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
         )
-    return cfg.plain_template.replace("{question}", question)
+    return render(cfg.plain_template, record.get("plain_question") or record["question"], context)
 
 
 def encode_prompt(tokenizer, text: str, style: Style) -> list[int]:
