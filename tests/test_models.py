@@ -97,3 +97,16 @@ def test_check_source_names_the_config_key(tmp_path, tiny_hf_dir):
         check_source("models.a.source", str(tmp_path / "missing"))
     with pytest.raises(InputError, match=r"'models\.b\.source'.*unknown embedded model"):
         check_source("models.b.source", "embedded:nope")
+
+
+def test_prepared_folder_is_readable_by_others(tmp_path, tiny_hf_dir):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "perm"
+        prepare_model("perm", str(tiny_hf_dir), out)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert (out / "manifest.json").stat().st_mode & 0o777 == 0o644

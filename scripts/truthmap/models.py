@@ -118,10 +118,13 @@ def check_source(key: str, source: str) -> None:
         raise InputError(f"config key {key!r}: {err}") from err
 
 
-def resolve_source(source: str) -> ModelSource:
-    """Find the files behind a source string; errors name the source."""
+def resolve_source(source: str, assemble_dir: Path | None = None) -> ModelSource:
+    """Find the files behind a source string; errors name the source.
+
+    An embedded model shipped in chunks is assembled into ``assemble_dir``.
+    """
     if source.startswith("embedded:"):
-        return _resolve_embedded(source.removeprefix("embedded:"))
+        return _resolve_embedded(source.removeprefix("embedded:"), assemble_dir)
     path = Path(source).expanduser()
     if not path.exists():
         raise InputError(f"model source {source!r}: no such file or folder")
@@ -139,7 +142,7 @@ def resolve_source(source: str) -> ModelSource:
     )
 
 
-def _resolve_embedded(name: str) -> ModelSource:
+def _resolve_embedded(name: str, assemble_dir: Path | None) -> ModelSource:
     if name not in EMBEDDED:
         raise InputError(
             f"model source 'embedded:{name}': unknown embedded model; known: {sorted(EMBEDDED)}"
@@ -156,8 +159,10 @@ def _resolve_embedded(name: str) -> ModelSource:
         if not (folder / entry.gguf_file).exists():
             raise InputError(f"model source 'embedded:{name}': {folder / entry.gguf_file} is missing")
         return ModelSource(kind="gguf", path=folder, gguf_file=entry.gguf_file)
+    if assemble_dir is None:
+        raise ValueError(f"embedded model {name!r} is assembled from chunks: pass a folder to assemble it in")
     module = importlib.import_module(entry.package)
-    gguf_path = Path(module.assemble())
+    gguf_path = Path(module.assemble(Path(assemble_dir) / f"{name}.gguf"))
     return ModelSource(kind="gguf", path=gguf_path.parent, gguf_file=gguf_path.name)
 
 
@@ -167,13 +172,14 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike) -> ModelIn
     The folder is assembled under a temporary name and renamed into place, so an
     interrupted conversion never leaves a half-written model behind.
     """
-    resolved = resolve_source(source)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        resolved = resolve_source(source, assemble_dir=tmp / "gguf")
         if resolved.kind == "gguf":
             _convert_gguf(resolved, tmp)
+            shutil.rmtree(tmp / "gguf", ignore_errors=True)  # an assembled GGUF is not kept
             weights_dir = out_dir.resolve()
             info_dir = tmp
         else:
@@ -181,12 +187,22 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike) -> ModelIn
             info_dir = resolved.path
         info = _describe(name, source, info_dir, weights_dir)
         write_json(tmp / MANIFEST, asdict(info))
+        _ordinary_permissions(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def _ordinary_permissions(folder: Path) -> None:
+    """mkdtemp makes a 0700 folder: give it, and what is in it, the umask's modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _convert_gguf(source: ModelSource, out_dir: Path) -> None:
