@@ -1,16 +1,19 @@
 """Snakemake script: build or load a dataset into truthmap's question JSONL."""
 
 from truthmap import logs
-from truthmap.datasets import make_dataset
-from truthmap.files import write_jsonl
+from truthmap.datasets import SKIPPED_COLUMNS, make_dataset
+from truthmap.files import write_jsonl, write_tsv
 
 log = logs.setup(snakemake.log[0], "build_dataset")
 spec = snakemake.params.spec
-questions = make_dataset(
+loaded = make_dataset(
     name=snakemake.wildcards.dataset,
     source=spec["source"],
     limit=spec["limit"],
     seed=spec["seed"],
+    options=spec["options"],
 )
-n = write_jsonl(snakemake.output[0], questions)
-log.info("wrote %d questions to %s", n, snakemake.output[0])
+n = write_jsonl(snakemake.output.questions, loaded.records)
+write_tsv(snakemake.output.skipped, [vars(s) for s in loaded.skipped], SKIPPED_COLUMNS)
+log.info("wrote %d questions to %s; %d malformed rows skipped", n, snakemake.output.questions,
+         len(loaded.skipped))

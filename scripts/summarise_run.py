@@ -10,6 +10,7 @@ summary = run_summary(
     labels=[r for p in snakemake.input.labels for r in read_jsonl(p)],
     split=read_tsv(snakemake.input.split),
     auc=read_tsv(snakemake.input.auc),
+    skipped=read_tsv(snakemake.input.skipped),
 )
 write_json(snakemake.output[0], summary)
 log.info("accuracy %.3f, %d without an exact answer", summary["accuracy"], summary["n_no_exact_answer"])

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
+FIXTURES_CONFIG = REPO / "tests" / "e2e" / "fixtures.yaml"
 RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
 TOKENS = ["last_q", "exact_answer_first", "exact_answer_last", "exact_answer_after_last",
           "-8", "-7", "-6", "-5", "-4", "-3", "-2", "-1"]
@@ -128,3 +129,41 @@ def test_a_changed_setting_reruns_only_its_stage_and_below(workdir, section, key
     dry = snakemake(workdir, config, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert set(planned_jobs(dry.stdout + dry.stderr)) == expected
+
+
+@pytest.fixture(scope="module")
+def fixture_runs(workdir) -> Path:
+    """Both embedded models on the format fixtures, in the same working folder
+    (the prepared SmolLM2 is reused; outputs never collide)."""
+    config = yaml.safe_load(FIXTURES_CONFIG.read_text())
+    for spec in config["datasets"].values():
+        spec["source"] = str(REPO / spec["source"])
+    path = workdir / "fixtures.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = snakemake(workdir, path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return workdir
+
+
+@pytest.mark.parametrize("model", ["SmolLM2-135M-Instruct", "Gemma-3-270M"])
+@pytest.mark.parametrize("dataset", ["triviaqa", "winogrande", "gsm8k"])
+def test_every_model_and_dataset_gets_its_heatmap(fixture_runs, model, dataset):
+    out = fixture_runs / "results" / model / dataset
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (out / "auc.tsv").read_text().splitlines()[1:]
+    assert len(rows) == 3 * len(TOKENS)
+    summary = json.loads((out / "summary.json").read_text())
+    questions = [json.loads(x) for x in (fixture_runs / "results/datasets" / dataset / "questions.jsonl").open()]
+    assert summary["n_questions"] == len(questions) > 0
+
+
+def test_base_model_prompts_are_plain_and_choice_tasks_need_no_extractor(fixture_runs):
+    gens = [json.loads(x) for x in
+            (fixture_runs / "results/Gemma-3-270M/winogrande/generations/000.jsonl").open()]
+    assert all(g["prompt_style"] == "plain" and g["prompt"].startswith("Q: ") for g in gens)
+    labels = [json.loads(x) for x in
+              (fixture_runs / "results/Gemma-3-270M/winogrande/labels/000.jsonl").open()]
+    assert all(x["extractor_reply"] is None for x in labels)
+    assert {x["exact_method"] for x in labels} <= {"choice", "none"}
+    manifest = json.loads((fixture_runs / "resources/models/Gemma-3-270M/manifest.json").read_text())
+    assert (manifest["num_layers"], manifest["hidden_size"]) == (18, 640)

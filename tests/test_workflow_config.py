@@ -57,3 +57,11 @@ def test_good_config_plans_the_pipeline(tmp_path):
     done = dry_run(tmp_path, BASE)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "prepare_model" in done.stdout
+
+
+def test_schema_lists_every_loader_format():
+    from truthmap.loaders import FORMATS
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    entry = schema["properties"]["datasets"]["additionalProperties"]["properties"]["format"]
+    assert [f for f in entry["enum"] if f is not None] == list(FORMATS)

@@ -12,6 +12,7 @@ from truthmap.config import (  # noqa: E402
     GenerationConfig,
     ProbeConfig,
     from_mapping,
+    generation_settings,
     parse_tokens,
     resolve_layers,
 )
@@ -22,7 +23,9 @@ from truthmap.models import check_source as check_model_source  # noqa: E402
 validate(config, schema="../schemas/config.schema.yaml")
 
 # Checks the schema cannot express; each error names the config key.
-from_mapping(GenerationConfig, config["generation"], "generation")
+for _model, _mspec in config["models"].items():
+    for _dataset, _dspec in config["datasets"].items():
+        from_mapping(GenerationConfig, generation_settings(config["generation"], _dspec, _mspec), "generation")
 from_mapping(ExactAnswerConfig, config["exact_answer"], "exact_answer")
 from_mapping(ActivationConfig, config["activations"], "activations")
 from_mapping(ProbeConfig, config["probe"], "probe")
@@ -36,11 +39,20 @@ MODELS = list(config["models"])
 DATASETS = list(config["datasets"])
 SHARDS = [f"{i:03d}" for i in range(config["shards"])]
 TOKENS = parse_tokens(config["tokens"])
-EXTRACTOR = config["exact_answer"]["extractor"]
-if EXTRACTOR != "same" and EXTRACTOR not in config["models"]:
-    raise ValueError(
-        f"config key 'exact_answer.extractor': {EXTRACTOR!r} is neither 'same' nor a key of 'models' {MODELS}"
-    )
+
+
+def extractor_of(model):
+    """The model that extracts exact answers of ``model``'s wrong answers."""
+    name = config["models"][model].get("extractor") or config["exact_answer"]["extractor"]
+    return model if name == "same" else name
+
+
+for _model in MODELS:
+    if extractor_of(_model) not in config["models"]:
+        raise ValueError(
+            f"config key 'exact_answer.extractor' (or 'models.{_model}.extractor'): "
+            f"{extractor_of(_model)!r} is neither 'same' nor a key of 'models' {MODELS}"
+        )
 
 
 wildcard_constraints:
@@ -55,14 +67,27 @@ def get_model_source(wildcards):
     return config["models"][wildcards.model]["source"]
 
 
+LOADER_OPTIONS = ("format", "with_context", "columns", "answer_separator", "split", "skip_malformed")
+
+
 def get_dataset_spec(wildcards):
     spec = config["datasets"][wildcards.dataset]
-    return {"source": spec["source"], "limit": spec.get("limit"), "seed": config["seed"]}
+    return {
+        "source": spec["source"],
+        "limit": spec.get("limit"),
+        "seed": config["seed"],
+        "options": {k: spec[k] for k in LOADER_OPTIONS if spec.get(k) is not None},
+    }
+
+
+def get_generation(wildcards):
+    return generation_settings(
+        config["generation"], config["datasets"][wildcards.dataset], config["models"][wildcards.model]
+    )
 
 
 def get_extractor_dir(wildcards):
-    name = wildcards.model if EXTRACTOR == "same" else EXTRACTOR
-    return f"resources/models/{name}"
+    return f"resources/models/{extractor_of(wildcards.model)}"
 
 
 def get_layers(wildcards):

@@ -3,7 +3,8 @@
 
 rule build_dataset:
     output:
-        "results/datasets/{dataset}/questions.jsonl",
+        questions="results/datasets/{dataset}/questions.jsonl",
+        skipped="results/datasets/{dataset}/skipped.tsv",
     params:
         spec=get_dataset_spec,
     log:

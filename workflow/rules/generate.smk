@@ -8,7 +8,7 @@ rule generate_answers:
     output:
         "results/{model}/{dataset}/generations/{shard}.jsonl",
     params:
-        generation=config["generation"],
+        generation=get_generation,
     log:
         "logs/generate_answers/{model}/{dataset}/{shard}.log",
     benchmark:

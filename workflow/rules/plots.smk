@@ -23,6 +23,7 @@ rule summarise_run:
         split="results/{model}/{dataset}/probes/split.tsv",
         generations=expand("results/{{model}}/{{dataset}}/generations/{shard}.jsonl", shard=SHARDS),
         labels=expand("results/{{model}}/{{dataset}}/labels/{shard}.jsonl", shard=SHARDS),
+        skipped="results/datasets/{dataset}/skipped.tsv",
     output:
         "results/{model}/{dataset}/summary.json",
     log:
