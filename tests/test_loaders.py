@@ -869,3 +869,11 @@ def test_fixture_folder_is_plain_text() -> None:
         if path.is_file():
             assert path.stat().st_size < 20_000, path
             path.read_text(encoding="utf-8")
+
+
+def test_mnli_and_imdb_give_base_models_a_completion_prompt() -> None:
+    mnli = _load("mnli-glue.jsonl", format="mnli").records[0]
+    assert mnli["plain_question"].count("Relation:") == 4 and mnli["plain_question"].endswith("\nRelation:")
+    assert mnli["question"].split("\n")[0] in mnli["plain_question"]
+    imdb = _load("imdb.jsonl", format="imdb").records[0]
+    assert imdb["plain_question"].count("Sentiment:") == 3 and imdb["plain_question"].endswith("\nSentiment:")

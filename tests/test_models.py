@@ -110,3 +110,17 @@ def test_prepared_folder_is_readable_by_others(tmp_path, tiny_hf_dir):
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o755
     assert (out / "manifest.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_converted_model_folder_can_be_moved(tmp_path, tiny_hf_dir):
+    """Converted models record their weights as '.', the manifest's own folder."""
+    import shutil
+
+    folder = tmp_path / "a"
+    shutil.copytree(tiny_hf_dir, folder)
+    manifest = dict(name="x", source="x", weights_dir=".", model_type="llama", num_layers=4, hidden_size=32,
+                    has_chat_template=True, max_positions=256)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    moved = tmp_path / "b"
+    folder.rename(moved)
+    assert ModelInfo.read(moved).weights_dir == str(moved.resolve())

@@ -18,11 +18,15 @@ def test_render_places_or_prepends_the_context():
 def test_chat_and_plain_prompts(tiny_tokenizer):
     record = {"question": "Who does 'she' refer to?", "plain_question": "The pronoun 'she' refers to the",
               "context": "The nurse met the doctor."}
-    cfg = GenerationConfig(plain_template="{question}")
+    cfg = GenerationConfig()
     chat = answer_prompt_text(tiny_tokenizer, record, cfg, "chat")
     assert "The nurse met the doctor.\n\nAnswer the question concisely.\nWho does 'she' refer to?" in chat
     plain = answer_prompt_text(tiny_tokenizer, record, cfg, "plain")
     assert plain == "The nurse met the doctor.\n\nThe pronoun 'she' refers to the"
+    del record["plain_question"]
+    assert answer_prompt_text(tiny_tokenizer, record, cfg, "plain") == (
+        "The nurse met the doctor.\n\nQ: Who does 'she' refer to?\nA:"
+    )
 
 
 def test_generation_settings_layering():
@@ -34,4 +38,4 @@ def test_generation_settings_layering():
     mine = generation_settings(base, {"format": "gsm8k", "max_new_tokens": 64, "template": "U {question}"},
                                {"prompt_style": "plain"})
     assert (mine["max_new_tokens"], mine["template"], mine["prompt_style"]) == (64, "U {question}", "plain")
-    assert generation_settings(base, {"format": "winobias"}, {})["plain_template"] == "{question}"
+    assert generation_settings(base, {"format": "winobias"}, {}) == base

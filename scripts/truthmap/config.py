@@ -33,8 +33,6 @@ Site = Literal["residual", "mlp_input"]
 
 #: Generation settings a dataset format brings unless the config overrides them.
 FORMAT_GENERATION: dict[str, dict] = {
-    # Winobias for base models: a completion prompt ("... The pronoun 'she' refers to the").
-    "winobias": {"plain_template": "{question}"},
     # Word problems need room to reason before the number.
     "gsm8k": {"max_new_tokens": 200},
 }

@@ -477,10 +477,27 @@ def _mnli(row: Mapping[str, Any], n: int, opts: LoadOptions) -> dict:
         "Does the premise entail the hypothesis, contradict it, or neither? "
         "Answer with entailment, contradiction or neutral."
     )
-    return _choice(qid, question, MNLI_CHOICES, gold, meta)
+    plain = f"{_MNLI_SHOTS}Premise: {premise}\nHypothesis: {hypothesis}\nRelation:"
+    return _choice(qid, question, MNLI_CHOICES, gold, meta, plain)
 
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+# Base models do not follow instructions: they get a few demonstrations to
+# continue instead (their plain_question), one per label.
+_MNLI_SHOTS = (
+    "Premise: A woman is slicing vegetables in a kitchen.\n"
+    "Hypothesis: Someone is preparing food.\nRelation: entailment\n\n"
+    "Premise: Two boys are playing football in the park.\n"
+    "Hypothesis: The boys are asleep in their beds.\nRelation: contradiction\n\n"
+    "Premise: A man is reading a newspaper on a bench.\n"
+    "Hypothesis: The man is waiting for his wife.\nRelation: neutral\n\n"
+)
+_IMDB_SHOTS = (
+    "Review: A moving story with wonderful performances; I smiled all the way home.\n"
+    "Sentiment: positive\n\n"
+    "Review: Dull, far too long, and the ending makes no sense.\nSentiment: negative\n\n"
+)
 
 
 def _imdb(row: Mapping[str, Any], n: int, opts: LoadOptions) -> dict:
@@ -488,7 +505,8 @@ def _imdb(row: Mapping[str, Any], n: int, opts: LoadOptions) -> dict:
     label = _imdb_label(row, "label")
     meta = {"rating": row["rating"]} if isinstance(row.get("rating"), int) else {}
     question = f"Is the following movie review positive or negative?\n\nReview: {review}"
-    return _choice(_row_id(row, "id", n), question, IMDB_CHOICES, label, meta)
+    plain = f"{_IMDB_SHOTS}Review: {review}\nSentiment:"
+    return _choice(_row_id(row, "id", n), question, IMDB_CHOICES, label, meta, plain)
 
 
 def _movies(row: Mapping[str, Any], n: int, opts: LoadOptions) -> dict:

@@ -22,7 +22,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -80,7 +80,8 @@ class ModelInfo:
     source: str
     """The source string it was prepared from."""
     weights_dir: str
-    """Absolute path of the Hugging Face folder to load weights and tokenizer from."""
+    """The Hugging Face folder to load weights and tokenizer from: ``.`` (the prepared
+    folder itself, for converted models, so that it can be moved) or an absolute path."""
     model_type: str
     num_layers: int
     hidden_size: int
@@ -93,9 +94,10 @@ class ModelInfo:
         path = Path(model_dir) / MANIFEST
         data = read_json(path)
         try:
-            return cls(**data)
+            info = cls(**data)
         except TypeError as err:
             raise InputError(f"{path}: not a truthmap model manifest ({err})") from err
+        return replace(info, weights_dir=str((Path(model_dir) / info.weights_dir).resolve()))
 
 
 def check_source(key: str, source: str) -> None:
@@ -180,7 +182,7 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike) -> ModelIn
         if resolved.kind == "gguf":
             _convert_gguf(resolved, tmp)
             shutil.rmtree(tmp / "gguf", ignore_errors=True)  # an assembled GGUF is not kept
-            weights_dir = out_dir.resolve()
+            weights_dir = Path(".")
             info_dir = tmp
         else:
             weights_dir = resolved.path

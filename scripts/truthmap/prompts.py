@@ -65,9 +65,10 @@ def answer_prompt_text(tokenizer, record: dict, cfg: GenerationConfig, style: St
     """The full prompt text for one question record.
 
     Chat style wraps ``cfg.template`` in the model's chat template (generation
-    prompt included); plain style fills ``cfg.plain_template`` with the
-    record's ``plain_question`` when it has one (a completion-style prompt for
-    base models), else its ``question``.
+    prompt included). Plain style fills ``cfg.plain_template``, except for a
+    record with a ``plain_question``: that is a complete completion prompt for
+    base models (Winobias' "... The pronoun 'she' refers to the", MNLI's and
+    IMDB's "... is:") and is used as it is.
     """
     context = record.get("context")
     if style == "chat":
@@ -75,7 +76,9 @@ def answer_prompt_text(tokenizer, record: dict, cfg: GenerationConfig, style: St
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
         )
-    return render(cfg.plain_template, record.get("plain_question") or record["question"], context)
+    if record.get("plain_question"):
+        return render("{question}", record["plain_question"], context)
+    return render(cfg.plain_template, record["question"], context)
 
 
 def encode_prompt(tokenizer, text: str, style: Style) -> list[int]:
