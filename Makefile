@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: run test lint dry-run unit e2e stage-times clean clean-results
+.PHONY: run test lint dry-run unit e2e report stage-times clean clean-results
 
 run: $(STAMP)
 	$(SNAKEMAKE)
@@ -21,6 +21,10 @@ e2e: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
+
+# One self-contained HTML page with every figure and table of the last `make run`.
+report: $(STAMP)
+	$(BIN)/snakemake --report report.html
 
 dry-run: $(STAMP)
 	$(SNAKEMAKE) --dry-run

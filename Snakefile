@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/datasets.smk"
@@ -16,6 +19,8 @@ include: "workflow/rules/labels.smk"
 include: "workflow/rules/positions.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/probes.smk"
+include: "workflow/rules/detectors.smk"
+include: "workflow/rules/generalise.smk"
 include: "workflow/rules/plots.smk"
 
 

@@ -4,21 +4,21 @@ import torch
 
 from truthmap import logs
 from truthmap.activations import extract_to_h5, shard_inputs
-from truthmap.config import ActivationConfig, from_mapping
+from truthmap.config import ActivationConfig, from_mapping, resolve_layers
 from truthmap.files import read_jsonl, read_tsv
 from truthmap.models import ModelInfo, load_model
 
 log = logs.setup(snakemake.log[0], "extract_activations")
 torch.set_num_threads(snakemake.threads)
 cfg = from_mapping(ActivationConfig, snakemake.params.activations, "activations")
-tokens, layers = list(snakemake.params.tokens), list(snakemake.params.layers)
+info = ModelInfo.read(snakemake.input.model)
+tokens, layers = list(snakemake.params.tokens), resolve_layers(snakemake.params.layers, info.num_layers)
 ids, seqs, positions, labels = shard_inputs(
     read_jsonl(snakemake.input.generations),
     read_jsonl(snakemake.input.labels),
     read_tsv(snakemake.input.positions),
     tokens,
 )
-info = ModelInfo.read(snakemake.input.model)
 model, tokenizer = load_model(snakemake.input.model)
 log.info("%d examples, %d tokens, layers %s, site %s", len(ids), sum(map(len, seqs)), layers, cfg.site)
 extract_to_h5(

@@ -27,6 +27,7 @@ from truthmap.probes import (
     bootstrap_auc,
     evaluate_cell,
     make_split,
+    SplitFeatures,
     probe_layer,
     roc_auc,
     split_table,
@@ -327,9 +328,13 @@ def test_evaluate_cell_fits_on_training_rows_only(monkeypatch):
     monkeypatch.setattr(probes, "make_probe", spying_make_probe)
     r = evaluate_cell(1, "last_q", X, y, is_test, 0, cfg)
 
-    assert len(fitted) == 1
+    assert len(fitted) == 1 + r.cv_folds and r.cv_folds == 5
     np.testing.assert_array_equal(fitted[0][0], X[~is_test])
     np.testing.assert_array_equal(fitted[0][1], y[~is_test])
+    # the cross-validation that chooses cells also sees training rows only
+    train_rows = {row.tobytes() for row in X[~is_test].astype(np.float32)}
+    for X_fit, _ in fitted[1:]:
+        assert {row.tobytes() for row in X_fit.astype(np.float32)} < train_rows
 
     manual = make_pipeline(
         StandardScaler(), LogisticRegression(C=0.5, max_iter=1000, random_state=4)
@@ -402,9 +407,13 @@ def layer_data(n: int = 160, hidden: int = 5):
     return X, valid, y, is_test, common
 
 
+def features(X, valid, y, is_test, common) -> SplitFeatures:
+    return SplitFeatures([f"q{i:03d}" for i in range(len(y))], X, valid, y, is_test, common)
+
+
 def test_probe_layer_common_mode_uses_the_common_examples_everywhere():
     X, valid, y, is_test, common = layer_data()
-    results = probe_layer(2, ["last_q", "-1"], X, valid, y, is_test, common, config())
+    results = probe_layer(2, ["last_q", "-1"], features(X, valid, y, is_test, common), config())
     assert [r.token for r in results] == ["last_q", "-1"]
     assert all(r.layer == 2 for r in results)
     for r in results:
@@ -419,7 +428,7 @@ def test_probe_layer_common_mode_uses_the_common_examples_everywhere():
 def test_probe_layer_per_cell_mode_uses_each_cells_valid_examples():
     X, valid, y, is_test, common = layer_data()
     cfg = config(examples="per_cell")
-    results = probe_layer(2, ["last_q", "-1"], X, valid, y, is_test, common, cfg)
+    results = probe_layer(2, ["last_q", "-1"], features(X, valid, y, is_test, common), cfg)
     first, second = results
     assert first.n_train + first.n_test == 160 and first.n_excluded == 0
     assert first.n_test == int(is_test.sum())
@@ -431,7 +440,7 @@ def test_probe_layer_common_mode_still_drops_invalid_positions():
     """A row marked common but invalid at a token (inconsistent input) is not fed to that cell."""
     X, valid, y, is_test, _ = layer_data()
     everything = np.ones(len(y), bool)
-    results = probe_layer(0, ["last_q", "-1"], X, valid, y, is_test, everything, config())
+    results = probe_layer(0, ["last_q", "-1"], features(X, valid, y, is_test, everything), config())
     assert results[0].n_excluded == 0
     assert results[1].n_excluded == 40
 
@@ -573,9 +582,9 @@ def shards(tmp_path, split_rows):
 def test_train_layer_aligns_shard_rows_with_the_split_by_id(monkeypatch, split_rows, shards):
     seen = {}
 
-    def capture(layer, tokens, X, valid, labels, is_test, common, cfg):
-        seen.update(layer=layer, tokens=tokens, X=X, valid=valid, labels=labels,
-                    is_test=is_test, common=common)
+    def capture(layer, tokens, data, cfg):
+        seen.update(layer=layer, tokens=tokens, X=data.X, valid=data.valid, labels=data.labels,
+                    is_test=data.is_test, common=data.common, ids=data.ids)
         return []
 
     monkeypatch.setattr(probes, "probe_layer", capture)
@@ -658,3 +667,18 @@ def test_per_cell_modules_do_not_import_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": "scripts", "PATH": ""}, cwd=__file__.rsplit("/tests/", 1)[0])
     assert done.returncode == 0, done.stderr
+
+
+def test_cross_validated_auc_and_test_scores():
+    from truthmap.probes import cross_validated_auc
+
+    X, y = separable(100, 4, seed=5)
+    auc, folds = cross_validated_auc(X, y, config())
+    assert folds == 5 and auc > 0.9
+    tiny = np.array([0, 0, 0, 1])
+    assert cross_validated_auc(X[:4], tiny, config())[1] == 0  # one wrong answer: no folds
+    is_test = np.arange(100) % 4 == 0
+    ids = [f"q{i}" for i in range(100)]
+    r = evaluate_cell(0, "-1", X, y, is_test, 0, config(), ids)
+    assert r.test_ids == [ids[i] for i in np.flatnonzero(is_test)]
+    assert roc_auc_score(y[is_test], r.test_scores) == pytest.approx(r.auc)

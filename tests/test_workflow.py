@@ -96,6 +96,26 @@ def test_every_question_is_in_exactly_one_shard(workdir):
     assert sorted(line.split("\t")[0] for line in split) == sorted(questions)
 
 
+def test_detectors_and_generalisation(workdir):
+    lines = (workdir / RESULTS / "detectors.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong",
+                                     "detail"]
+    methods = {line.split("\t")[0] for line in lines[1:]}
+    assert {"probe_best_cell", "probe_best_exact_cell", "probe_last_token", "p_true",
+            "logprob_mean_answer", "logit_min_exact"} <= methods
+    assert len(methods) == 3 + 1 + 16
+    selection = json.loads((workdir / RESULTS / "probes" / "selection.json").read_text())
+    best = selection["probe_best_cell"]
+    domains = (workdir / RESULTS / "generalisation_domains.tsv").read_text().splitlines()[1:]
+    assert len(domains) == 8 * 8  # the built-in set's eight domains, every ordered pair
+    datasets = (workdir / "results/SmolLM2-135M-Instruct/generalisation.tsv").read_text().splitlines()
+    same = dict(zip(datasets[0].split("\t"), datasets[1].split("\t")))
+    assert (int(same["layer"]), same["token"]) == (best["layer"], best["token"])
+    assert float(same["auc"]) == pytest.approx(best["auc"], abs=1e-6)  # A = B is the held-out AUC
+    for name in ("detectors", "generalisation_domains"):
+        assert (workdir / RESULTS / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_summary(workdir):
     summary = json.loads((workdir / RESULTS / "summary.json").read_text())
     assert summary["n_questions"] == 64
@@ -110,7 +130,11 @@ def test_second_run_does_nothing(workdir):
     assert planned_jobs(dry.stdout + dry.stderr) == {}
 
 
-DOWNSTREAM_OF_PROBES = {"split_examples", "train_probes", "gather_auc", "plot_heatmap", "summarise_run", "all"}
+DOWNSTREAM_OF_PROBES = {
+    "split_examples", "train_probes", "gather_auc", "plot_heatmap", "summarise_run", "select_cells",
+    "score_p_true", "compare_detectors", "plot_detectors", "generalise_datasets", "generalise_domains",
+    "plot_dataset_generalisation", "plot_domain_generalisation", "all",
+}
 
 
 @pytest.mark.parametrize(
@@ -146,7 +170,7 @@ def fixture_runs(workdir) -> Path:
 
 
 @pytest.mark.parametrize("model", ["SmolLM2-135M-Instruct", "Gemma-3-270M"])
-@pytest.mark.parametrize("dataset", ["triviaqa", "winogrande", "gsm8k"])
+@pytest.mark.parametrize("dataset", ["triviaqa", "winogrande"])
 def test_every_model_and_dataset_gets_its_heatmap(fixture_runs, model, dataset):
     out = fixture_runs / "results" / model / dataset
     assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -167,3 +191,17 @@ def test_base_model_prompts_are_plain_and_choice_tasks_need_no_extractor(fixture
     assert {x["exact_method"] for x in labels} <= {"choice", "none"}
     manifest = json.loads((fixture_runs / "resources/models/Gemma-3-270M/manifest.json").read_text())
     assert (manifest["num_layers"], manifest["hidden_size"]) == (18, 640)
+
+
+def test_report_is_one_self_contained_page(workdir):
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(workdir / "config.yaml"), "--report", str(workdir / "report.html")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (workdir / "report.html").read_text()
+    for category in ("Layer x Token heatmap", "Error detectors", "Generalisation", "Run summary"):
+        assert category in page
+    assert "positive class" in page and "image/png" in page
+    assert 'src="http' not in page and 'href="http' not in page  # self-contained: nothing to fetch

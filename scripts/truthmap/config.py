@@ -171,6 +171,8 @@ class ProbeConfig:
     """common: every cell uses the examples valid at all tokens; per_cell: each its own."""
     min_per_class: int = 5
     """Fewest examples of each class in train and in test for a cell to be fitted."""
+    cv_folds: int = 5
+    """Folds of the training rows whose mean AUC chooses the best cell."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -182,5 +184,22 @@ class ProbeConfig:
         _positive(self.max_iter, "probe.max_iter")
         _positive(self.bootstrap, "probe.bootstrap")
         _positive(self.min_per_class, "probe.min_per_class")
+        if self.cv_folds < 2:
+            raise InputError(f"config key 'probe.cv_folds': must be at least 2, got {self.cv_folds!r}")
         if self.examples not in ("common", "per_cell"):
             raise InputError(f"config key 'probe.examples': unknown value {self.examples!r}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The training-free detectors compared with the probes."""
+
+    p_true: bool = True
+    """Score P(True): one extra forward pass per scored question and option order."""
+    p_true_train_questions: int = 200
+    """Training questions (seeded sample) scored to choose P(True)'s option order."""
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _positive(self.p_true_train_questions, "detectors.p_true_train_questions")
+        _positive(self.batch_size, "detectors.batch_size")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 
 from truthmap.config import GenerationConfig
@@ -236,3 +237,25 @@ def extract_short_answers(
         max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
     )
     return [decode(tokenizer, out.gen_ids) for out in outs]
+
+
+@torch.inference_mode()
+def next_token_logits(
+    model, prompts: Sequence[Sequence[int]], token_ids: Sequence[int], *, pad_id: int, batch_size: int
+) -> np.ndarray:
+    """The logits of ``token_ids`` as the next token after each prompt: (len(prompts), len(token_ids))."""
+    device = next(model.parameters()).device
+    wanted = torch.tensor(list(token_ids), dtype=torch.long, device=device)
+    out = np.zeros((len(prompts), len(token_ids)), dtype=np.float32)
+    for batch in length_batches([len(p) for p in prompts], batch_size):
+        width = max(len(prompts[i]) for i in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids[row, width - len(prompts[i]) :] = torch.tensor(list(prompts[i]), dtype=torch.long)
+            mask[row, width - len(prompts[i]) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
+        out[batch] = logits[:, -1, :].float().index_select(-1, wanted).cpu().numpy()
+    return out

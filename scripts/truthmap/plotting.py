@@ -59,8 +59,59 @@ def plot_heatmap(
         ax.set_yticks(np.arange(0, len(layers), 2) + 0.5)
         ax.set_yticklabels(layers[::2])
     fig.tight_layout()
+    _save(fig, out_paths)
+
+
+def _save(fig, out_paths: Sequence[str | os.PathLike]) -> None:
     for path in out_paths:
         suffix = os.path.splitext(str(path))[1]
         with atomic_path(path, suffix=suffix) as tmp:
             fig.savefig(tmp, dpi=150, format=suffix.lstrip("."))
     plt.close(fig)
+
+
+def _num(value) -> float:
+    return np.nan if value in (None, "", "NaN") else float(value)
+
+
+def plot_detectors(rows: Sequence[dict], title: str, out_paths: Sequence[str | os.PathLike]) -> None:
+    """Every detector's test AUC with its 95% interval, best first; probes in blue."""
+    rows = [r for r in rows if not np.isnan(_num(r["auc"]))]
+    fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.32 * len(rows) + 1.4)))
+    for i, r in enumerate(rows):
+        auc, low, high = _num(r["auc"]), _num(r["ci_low"]), _num(r["ci_high"])
+        colour = "#1f5fa8" if str(r["method"]).startswith("probe") else "#777777"
+        ax.errorbar(auc, i, xerr=[[auc - low], [high - auc]], fmt="o", color=colour, capsize=3)
+        p = _num(r.get("p_vs_best_probe"))
+        label = "" if np.isnan(p) else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
+        ax.text(1.005, i, label, va="center", fontsize=7, transform=ax.get_yaxis_transform())
+    ax.axvline(0.5, color="black", linewidth=0.8, linestyle=":")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r["method"] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ROC AUC on the test questions (positive class: wrong answer), 95% CI")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, out_paths)
+
+
+def plot_generalisation(rows: Sequence[dict], title: str, out_paths: Sequence[str | os.PathLike]) -> None:
+    """Train group on y, test group on x, AUC in Blues from 0.5 to 1.0 (grey: skipped)."""
+    train = list(dict.fromkeys(str(r["train"]) for r in rows))
+    test = list(dict.fromkeys(str(r["test"]) for r in rows))
+    grid = np.full((len(train), len(test)), np.nan)
+    for r in rows:
+        grid[train.index(str(r["train"])), test.index(str(r["test"]))] = _num(r["auc"])
+    side = max(3.5, 0.7 * max(len(train), len(test)) + 2.2)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    ax.set_facecolor("#e8e8e8")
+    sns.heatmap(grid, ax=ax, cmap="Blues", vmin=0.5, vmax=1.0, xticklabels=test, yticklabels=train,
+                annot=True, fmt=".2f", annot_kws={"fontsize": 7}, linewidths=0.3, linecolor="white",
+                cbar_kws={"label": "ROC AUC (positive class: wrong answer)", "shrink": 0.8})
+    ax.set_xlabel("Tested on")
+    ax.set_ylabel("Trained on")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+    fig.tight_layout()
+    _save(fig, out_paths)

@@ -7,12 +7,12 @@ probe ranks wrong answers above right ones, i.e. it detects errors.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -62,28 +62,61 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def stratified_resamples(y: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap row indices (n_boot, n_pos) of the positives and (n_boot, n_neg) of the negatives.
+
+    Positives and negatives are resampled separately, so every resample keeps
+    the class counts (and a defined AUC). Several methods scored on the same
+    rows can share one draw: that makes a paired comparison.
+    """
+    y = np.asarray(y).astype(bool)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    rng = np.random.default_rng(seed)
+    return (
+        pos[rng.integers(0, len(pos), size=(n_boot, len(pos)))],
+        neg[rng.integers(0, len(neg), size=(n_boot, len(neg)))],
+    )
+
+
+def resampled_aucs(scores: np.ndarray, resamples: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The AUC of ``scores`` on every resample (vectorised mid-rank Mann-Whitney)."""
+    scores = np.asarray(scores, dtype=float)
+    boot_pos, boot_neg = resamples
+    n_pos, n_neg = boot_pos.shape[1], boot_neg.shape[1]
+    ranks = rankdata(np.concatenate([scores[boot_pos], scores[boot_neg]], axis=1), axis=1)
+    return (ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
 def bootstrap_auc(
     y: np.ndarray, scores: np.ndarray, n_boot: int, level: float, seed: int
 ) -> tuple[float, float]:
-    """Percentile interval of the AUC over stratified bootstrap resamples of the test set.
-
-    Positives and negatives are resampled separately, so every resample keeps
-    the test set's class counts (and a defined AUC).
-    """
+    """Percentile interval of the AUC over stratified bootstrap resamples of the test set."""
     y = np.asarray(y).astype(bool)
-    scores = np.asarray(scores, dtype=float)
-    pos, neg = scores[y], scores[~y]
-    if len(pos) == 0 or len(neg) == 0:
+    if y.all() or not y.any():
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    boot_pos = pos[rng.integers(0, len(pos), size=(n_boot, len(pos)))]
-    boot_neg = neg[rng.integers(0, len(neg), size=(n_boot, len(neg)))]
-    ranks = rankdata(np.concatenate([boot_pos, boot_neg], axis=1), axis=1)
-    n_pos, n_neg = len(pos), len(neg)
-    aucs = (ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    aucs = resampled_aucs(scores, stratified_resamples(y, n_boot, seed))
     alpha = (1 - level) / 2
     low, high = np.quantile(aucs, [alpha, 1 - alpha])
     return float(low), float(high)
+
+
+def paired_bootstrap_pvalue(
+    y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int, seed: int
+) -> float:
+    """Two-sided p-value of AUC(a) = AUC(b) on the same rows, by a paired stratified bootstrap.
+
+    Both methods are scored on the same resamples; the p-value is twice the
+    smaller share of resamples on either side of zero difference (with the
+    usual +1 correction), capped at 1.
+    """
+    y = np.asarray(y).astype(bool)
+    if y.all() or not y.any():
+        return float("nan")
+    resamples = stratified_resamples(y, n_boot, seed)
+    diff = resampled_aucs(scores_a, resamples) - resampled_aucs(scores_b, resamples)
+    below = (1 + np.sum(diff <= 0)) / (n_boot + 1)
+    above = (1 + np.sum(diff >= 0)) / (n_boot + 1)
+    return float(min(1.0, 2 * min(below, above)))
 
 
 def make_probe(cfg: ProbeConfig) -> Pipeline:
@@ -115,9 +148,32 @@ class CellResult:
     """ok or skipped."""
     reason: str
     fit_seconds: float
+    cv_auc: float = float("nan")
+    """Mean AUC over stratified folds of the training rows only: what chooses a cell."""
+    cv_folds: int = 0
+    test_ids: list[str] = field(default_factory=list)
+    """The held-out questions, in the order of ``test_scores``."""
+    test_scores: list[float] = field(default_factory=list)
+    """The probe's decision function on them (higher = more likely wrong)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def cross_validated_auc(X: np.ndarray, y: np.ndarray, cfg: ProbeConfig) -> tuple[float, int]:
+    """Mean held-out AUC over stratified, seeded folds of (X, y): (auc, folds used).
+
+    Fewer folds than configured when a class is small; NaN below two.
+    """
+    folds = min(cfg.cv_folds, int(np.bincount(y, minlength=2).min()))
+    if folds < 2:
+        return float("nan"), 0
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
+    aucs = [
+        roc_auc(y[val], make_probe(cfg).fit(X[fit], y[fit]).decision_function(X[val]))
+        for fit, val in splitter.split(X, y)
+    ]
+    return float(np.mean(aucs)), folds
 
 
 def evaluate_cell(
@@ -128,9 +184,15 @@ def evaluate_cell(
     is_test: np.ndarray,
     n_excluded: int,
     cfg: ProbeConfig,
+    ids: list[str] | None = None,
 ) -> CellResult:
-    """Fit on the training rows, score the test rows; too few of a class gives NaN and a reason."""
+    """Fit on the training rows, score the test rows; too few of a class gives NaN and a reason.
+
+    The training rows alone also give a cross-validated AUC, which is what a
+    cell is chosen by: the test rows never decide which cell is reported.
+    """
     y = np.asarray(y).astype(int)
+    ids = list(ids) if ids is not None else [str(i) for i in range(len(y))]
     train, test = ~is_test, is_test
     counts = {
         "train": np.bincount(y[train], minlength=2),
@@ -152,15 +214,18 @@ def evaluate_cell(
             reason=f"too few examples of a class (min_per_class={cfg.min_per_class}): " + "; ".join(short),
             fit_seconds=0.0,
         )
+    X_train, X_test = X[train].astype(np.float32), X[test].astype(np.float32)
     start = time.perf_counter()
-    probe = make_probe(cfg).fit(X[train].astype(np.float32), y[train])
+    probe = make_probe(cfg).fit(X_train, y[train])
     fit_seconds = time.perf_counter() - start
-    scores = probe.decision_function(X[test].astype(np.float32))
-    train_scores = probe.decision_function(X[train].astype(np.float32))
+    scores = probe.decision_function(X_test)
     low, high = bootstrap_auc(y[test], scores, cfg.bootstrap, cfg.ci_level, cfg.seed)
+    cv, folds = cross_validated_auc(X_train, y[train], cfg)
     return CellResult(
         **base, auc=roc_auc(y[test], scores), ci_low=low, ci_high=high,
-        train_auc=roc_auc(y[train], train_scores), status="ok", reason="", fit_seconds=fit_seconds,
+        train_auc=roc_auc(y[train], probe.decision_function(X_train)), status="ok", reason="",
+        fit_seconds=fit_seconds, cv_auc=cv, cv_folds=folds,
+        test_ids=[ids[i] for i in np.flatnonzero(test)], test_scores=[float(v) for v in scores],
     )
 
 
@@ -190,25 +255,23 @@ def assign_splits(
     return is_test, stratified
 
 
-def probe_layer(
-    layer: int,
-    tokens: list[str],
-    X: np.ndarray,
-    valid: np.ndarray,
-    labels: np.ndarray,
-    is_test: np.ndarray,
-    common: np.ndarray,
-    cfg: ProbeConfig,
-) -> list[CellResult]:
-    """Evaluate every token cell of one layer; ``X`` is (N, P, H) aligned with the other arrays."""
+def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeConfig) -> list[CellResult]:
+    """Evaluate every token cell of one layer (``data.X`` is (N, P, H))."""
     results = []
     for p, token in enumerate(tokens):
-        use = common if cfg.examples == "common" else valid[:, p]
-        use = use & valid[:, p]
+        use = cell_rows(data, p, cfg)
+        ids = [data.ids[i] for i in np.flatnonzero(use)]
         results.append(
-            evaluate_cell(layer, token, X[use, p], labels[use], is_test[use], int((~use).sum()), cfg)
+            evaluate_cell(layer, token, data.X[use, p], data.labels[use], data.is_test[use],
+                          int((~use).sum()), cfg, ids)
         )
     return results
+
+
+def cell_rows(data: SplitFeatures, p: int, cfg: ProbeConfig) -> np.ndarray:
+    """The questions a cell at position index ``p`` uses."""
+    use = data.common if cfg.examples == "common" else data.valid[:, p]
+    return use & data.valid[:, p]
 
 
 SPLIT_COLUMNS = ("id", "label", "split", "common", "reason")
@@ -250,24 +313,47 @@ def split_table(
     ]
 
 
-def train_layer(
-    split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str], cfg: ProbeConfig
-) -> list[CellResult]:
-    """Read one layer from every shard, align it with the split, and probe each token cell."""
+@dataclass(frozen=True)
+class SplitFeatures:
+    """Hidden states of one layer aligned with the split table's rows."""
+
+    ids: list[str]
+    X: np.ndarray
+    """(N, P, H), or (N, 1, H) when one token was read."""
+    valid: np.ndarray
+    labels: np.ndarray
+    is_test: np.ndarray
+    common: np.ndarray
+
+
+def load_split_features(
+    split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str],
+    token: str | None = None,
+) -> SplitFeatures:
+    """Read one layer (every token, or only ``token``) from every shard, aligned with the split.
+
+    Checks that every question of the split is in exactly one shard, with the
+    same label.
+    """
     from truthmap.h5io import read_layer, read_meta
 
     row_of = {r["id"]: i for i, r in enumerate(split_rows)}
     n = len(split_rows)
+    columns = list(tokens) if token is None else [token]
     X = None
-    valid = np.zeros((n, len(tokens)), dtype=bool)
+    valid = np.zeros((n, len(columns)), dtype=bool)
     seen = np.zeros(n, dtype=bool)
     for path in shard_paths:
         meta = read_meta(path)
         if meta.tokens != list(tokens):
             raise ValueError(f"{path}: holds tokens {meta.tokens}, expected {list(tokens)}")
-        block = read_layer(path, layer)
+        if token is None:
+            block, shard_valid = read_layer(path, layer), meta.valid
+        else:
+            p = meta.tokens.index(token)
+            block, shard_valid = read_layer(path, layer, p)[:, None, :], meta.valid[:, p : p + 1]
         if X is None:
-            X = np.zeros((n, len(tokens), block.shape[2]), dtype=np.float16)
+            X = np.zeros((n, len(columns), block.shape[2]), dtype=np.float16)
         for j, qid in enumerate(meta.ids):
             i = row_of.get(qid)
             if i is None:
@@ -278,11 +364,23 @@ def train_layer(
                 raise ValueError(f"{path}: label of {qid!r} disagrees with the split table")
             seen[i] = True
             X[i] = block[j]
-            valid[i] = meta.valid[j]
+            valid[i] = shard_valid[j]
     if not seen.all():
         lost = [split_rows[i]["id"] for i in np.flatnonzero(~seen)[:3]]
         raise ValueError(f"{int((~seen).sum())} questions of the split are in no shard, e.g. {lost}")
-    labels = np.array([int(r["label"]) for r in split_rows])
-    is_test = np.array([r["split"] == "test" for r in split_rows])
-    common = np.array([int(r["common"]) == 1 for r in split_rows])
-    return probe_layer(layer, list(tokens), X, valid, labels, is_test, common, cfg)
+    return SplitFeatures(
+        ids=[r["id"] for r in split_rows],
+        X=X,
+        valid=valid,
+        labels=np.array([int(r["label"]) for r in split_rows]),
+        is_test=np.array([r["split"] == "test" for r in split_rows]),
+        common=np.array([int(r["common"]) == 1 for r in split_rows]),
+    )
+
+
+def train_layer(
+    split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str], cfg: ProbeConfig
+) -> list[CellResult]:
+    """Probe every token cell of one layer."""
+    data = load_split_features(split_rows, shard_paths, layer, tokens)
+    return probe_layer(layer, list(tokens), data, cfg)

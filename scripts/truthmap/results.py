@@ -12,7 +12,7 @@ from truthmap.files import InputError, read_json
 
 AUC_COLUMNS = (
     "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_test",
-    "n_train_wrong", "n_test_wrong", "train_auc", "n_excluded", "status", "reason",
+    "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "n_excluded", "status", "reason",
 )
 
 

@@ -11,7 +11,7 @@ rule extract_activations:
         "results/{model}/{dataset}/activations/{shard}.h5",
     params:
         tokens=TOKENS,
-        layers=get_layers,
+        layers=config["layers"],
         activations=config["activations"],
     log:
         "logs/extract_activations/{model}/{dataset}/{shard}.log",
@@ -21,3 +21,7 @@ rule extract_activations:
         "../../envs/truthmap.yaml"
     script:
         "../../scripts/extract_activations.py"
+# 'layers' is passed as configured ('all' or a list) and resolved against the
+# model's manifest inside the job: a parameter that depended on the
+# prepare_model checkpoint made Snakemake re-plan every job downstream of the
+# activations on each invocation.

@@ -106,14 +106,48 @@ def get_probe_cells(wildcards):
     )
 
 
-def get_final_outputs():
+def get_p_true_files(wildcards):
+    if not config["detectors"]["p_true"]:
+        return []
     return expand(
+        "results/{model}/{dataset}/baselines/p_true/{shard}.tsv",
+        model=wildcards.model,
+        dataset=wildcards.dataset,
+        shard=SHARDS,
+    )
+
+
+def get_generalisation_inputs(wildcards):
+    """Per dataset of the run: its split, its chosen cells and its activation shards."""
+    inputs = {}
+    for dataset in DATASETS:
+        prefix = f"results/{wildcards.model}/{dataset}"
+        inputs[f"split_{dataset}"] = f"{prefix}/probes/split.tsv"
+        inputs[f"selection_{dataset}"] = f"{prefix}/probes/selection.json"
+        inputs[f"activations_{dataset}"] = expand(f"{prefix}/activations/{{shard}}.h5", shard=SHARDS)
+    return inputs
+
+
+def get_generalisation_title(wildcards):
+    if "dataset" in wildcards.keys():
+        return f"Across domains: {wildcards.model} on {wildcards.dataset} (chosen cell)"
+    return f"Across datasets: {wildcards.model} (each training set's chosen cell)"
+
+
+def get_final_outputs():
+    per_pair = expand(
         [
-            "results/{model}/{dataset}/auc.tsv",
-            "results/{model}/{dataset}/heatmap.png",
-            "results/{model}/{dataset}/heatmap.pdf",
-            "results/{model}/{dataset}/summary.json",
+            f"results/{{model}}/{{dataset}}/{name}"
+            for name in (
+                "auc.tsv", "heatmap.png", "heatmap.pdf", "summary.json", "detectors.tsv",
+                "detectors.png", "detectors.pdf", "generalisation_domains.tsv",
+                "generalisation_domains.png", "generalisation_domains.pdf",
+            )
         ],
         model=MODELS,
         dataset=DATASETS,
     )
+    per_model = expand(
+        "results/{model}/generalisation.{ext}", model=MODELS, ext=("tsv", "png", "pdf")
+    )
+    return per_pair + per_model

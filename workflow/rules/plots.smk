@@ -5,7 +5,12 @@ rule plot_heatmap:
     input:
         "results/{model}/{dataset}/auc.tsv",
     output:
-        png="results/{model}/{dataset}/heatmap.png",
+        png=report(
+            "results/{model}/{dataset}/heatmap.png",
+            caption="../report/heatmap.rst",
+            category="1. Layer x Token heatmap",
+            labels={"model": "{model}", "dataset": "{dataset}"},
+        ),
         pdf="results/{model}/{dataset}/heatmap.pdf",
     params:
         plot=config["plot"],
@@ -25,10 +30,76 @@ rule summarise_run:
         labels=expand("results/{{model}}/{{dataset}}/labels/{shard}.jsonl", shard=SHARDS),
         skipped="results/datasets/{dataset}/skipped.tsv",
     output:
-        "results/{model}/{dataset}/summary.json",
+        report(
+            "results/{model}/{dataset}/summary.json",
+            caption="../report/summary.rst",
+            category="4. Run summary",
+            labels={"model": "{model}", "dataset": "{dataset}"},
+        ),
     log:
         "logs/summarise_run/{model}/{dataset}.log",
     conda:
         "../../envs/truthmap.yaml"
     script:
         "../../scripts/summarise_run.py"
+
+
+rule plot_detectors:
+    input:
+        "results/{model}/{dataset}/detectors.tsv",
+    output:
+        png=report(
+            "results/{model}/{dataset}/detectors.png",
+            caption="../report/detectors.rst",
+            category="2. Error detectors",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "figure"},
+        ),
+        pdf="results/{model}/{dataset}/detectors.pdf",
+    log:
+        "logs/plot_detectors/{model}/{dataset}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/plot_detectors.py"
+
+
+rule plot_dataset_generalisation:
+    input:
+        "results/{model}/generalisation.tsv",
+    output:
+        png=report(
+            "results/{model}/generalisation.png",
+            caption="../report/generalisation.rst",
+            category="3. Generalisation",
+            labels={"model": "{model}", "across": "datasets", "kind": "figure"},
+        ),
+        pdf="results/{model}/generalisation.pdf",
+    params:
+        title=get_generalisation_title,
+    log:
+        "logs/plot_dataset_generalisation/{model}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/plot_generalisation.py"
+
+
+rule plot_domain_generalisation:
+    input:
+        "results/{model}/{dataset}/generalisation_domains.tsv",
+    output:
+        png=report(
+            "results/{model}/{dataset}/generalisation_domains.png",
+            caption="../report/generalisation_domains.rst",
+            category="3. Generalisation",
+            labels={"model": "{model}", "across": "domains of {dataset}", "kind": "figure"},
+        ),
+        pdf="results/{model}/{dataset}/generalisation_domains.pdf",
+    params:
+        title=get_generalisation_title,
+    log:
+        "logs/plot_domain_generalisation/{model}/{dataset}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/plot_generalisation.py"

@@ -42,10 +42,28 @@ rule gather_auc:
     input:
         get_probe_cells,
     output:
-        "results/{model}/{dataset}/auc.tsv",
+        report(
+            "results/{model}/{dataset}/auc.tsv",
+            caption="../report/auc.rst",
+            category="1. Layer x Token heatmap",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "table"},
+        ),
     log:
         "logs/gather_auc/{model}/{dataset}.log",
     conda:
         "../../envs/truthmap.yaml"
     script:
         "../../scripts/gather_auc.py"
+
+
+rule select_cells:
+    input:
+        get_probe_cells,
+    output:
+        "results/{model}/{dataset}/probes/selection.json",
+    log:
+        "logs/select_cells/{model}/{dataset}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/select_cells.py"

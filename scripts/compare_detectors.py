@@ -1,0 +1,25 @@
+"""Snakemake script: every error detector on the probes' test questions, with intervals and p-values."""
+
+from truthmap import logs
+from truthmap.config import ProbeConfig, from_mapping
+from truthmap.detectors import DETECTOR_COLUMNS, compare_detectors, detector_scores
+from truthmap.files import read_json, read_jsonl, read_tsv, write_tsv
+
+log = logs.setup(snakemake.log[0], "compare_detectors")
+cfg = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+cells = {(int(c["layer"]), str(c["token"])): c for c in map(read_json, snakemake.input.cells)}
+chosen = {
+    family: cell and cells[(int(cell["layer"]), str(cell["token"]))]
+    for family, cell in read_json(snakemake.input.selection).items()
+}
+test_ids, labels, scores, details = detector_scores(
+    read_tsv(snakemake.input.split),
+    [g for path in snakemake.input.generations for g in read_jsonl(path)],
+    [p for path in snakemake.input.positions for p in read_tsv(path)],
+    chosen,
+    [r for path in snakemake.input.p_true for r in read_tsv(path)] if snakemake.input.p_true else None,
+)
+rows = compare_detectors(test_ids, labels, scores, details, cfg)
+write_tsv(snakemake.output[0], [r.to_dict() for r in rows], DETECTOR_COLUMNS)
+for r in rows:
+    log.info("%-24s AUC %.3f [%.3f, %.3f] p=%.4f", r.method, r.auc, r.ci_low, r.ci_high, r.p_vs_best_probe)

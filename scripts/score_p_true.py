@@ -1,0 +1,20 @@
+"""Snakemake script: P(True) log-odds of one shard's test questions and sampled training questions."""
+
+import torch
+
+from truthmap import logs
+from truthmap.config import DetectorConfig, ProbeConfig, from_mapping
+from truthmap.files import read_jsonl, read_tsv, write_tsv
+from truthmap.models import load_model
+from truthmap.ptrue import P_TRUE_COLUMNS, questions_to_score, score_shard
+
+log = logs.setup(snakemake.log[0], "score_p_true")
+torch.set_num_threads(snakemake.threads)
+cfg = from_mapping(DetectorConfig, snakemake.params.detectors, "detectors")
+probe = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+wanted = questions_to_score(read_tsv(snakemake.input.split), cfg.p_true_train_questions, probe.seed)
+generations = read_jsonl(snakemake.input.generations)
+model, tokenizer = load_model(snakemake.input.model)
+rows = score_shard(model, tokenizer, generations, wanted, cfg.batch_size)
+write_tsv(snakemake.output[0], rows, P_TRUE_COLUMNS)
+log.info("P(True) of %d questions", len(rows))

@@ -1,0 +1,214 @@
+"""Error detectors side by side, on the probes' own test questions.
+
+Every detector gives each held-out question a score where *higher means more
+likely wrong* (the positive class), so all AUCs read the same way:
+
+- ``logprob_<agg>_<span>`` / ``logit_<agg>_<span>``: minus the mean, min, max
+  or last log-probability (or logit) of the chosen tokens, over the whole
+  answer (``answer``: every generated token but a final end-of-sequence or
+  stop token) or over the exact answer's tokens only (``exact``). Low
+  confidence scores high.
+- ``p_true``: minus the log-odds the model gives "True" when asked whether its
+  own answer is true (Kadavath et al.), in the option order chosen on
+  training questions.
+- ``probe_best_cell``, ``probe_best_exact_cell``, ``probe_last_token``: the
+  probe of the (layer, token) cell chosen by cross-validation on the training
+  questions among all cells, among exact-answer cells, or among the layers at
+  the last token. The test split never chooses a cell.
+
+Each row has a stratified bootstrap interval and a paired bootstrap p-value
+against ``probe_best_cell`` on the same resamples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from truthmap.config import EXACT_TOKENS, TOKEN_NAMES, ProbeConfig
+from truthmap.probes import bootstrap_auc, paired_bootstrap_pvalue, roc_auc
+
+AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
+    "mean": lambda v: float(np.mean(v)),
+    "min": lambda v: float(np.min(v)),
+    "max": lambda v: float(np.max(v)),
+    "last": lambda v: float(v[-1]),
+}
+QUANTITIES = {"logprob": "logprobs", "logit": "logits"}
+SPANS = ("answer", "exact")
+BEST_PROBE = "probe_best_cell"
+
+#: Which cells each probe detector may choose from.
+PROBE_FAMILIES: dict[str, Callable[[str], bool]] = {
+    BEST_PROBE: lambda token: True,
+    "probe_best_exact_cell": lambda token: token in EXACT_TOKENS,
+    "probe_last_token": lambda token: token == "-1",
+}
+
+
+def token_spans(generation: Mapping, position_row: Mapping) -> dict[str, slice]:
+    """Generated-token ranges of the whole answer and of the exact answer."""
+    n = len(generation["gen_ids"])
+    if generation["finish_reason"] in ("eos", "stop"):
+        n -= 1
+    spans = {"answer": slice(0, n)}
+    first, last = int(position_row["answer_first"]), int(position_row["answer_last"])
+    if first >= 0:
+        spans["exact"] = slice(first, last + 1)
+    return spans
+
+
+def baseline_scores(generation: Mapping, position_row: Mapping) -> dict[str, float]:
+    """Every probability/logit baseline of one answer (NaN where a span is empty)."""
+    spans = token_spans(generation, position_row)
+    out = {}
+    for quantity, key in QUANTITIES.items():
+        values = np.asarray(generation[key], dtype=float)
+        for span in SPANS:
+            part = values[spans[span]] if span in spans else values[:0]
+            for agg, fn in AGGREGATES.items():
+                out[f"{quantity}_{agg}_{span}"] = -fn(part) if len(part) else float("nan")
+    return out
+
+
+def select_cells(cells: Sequence[Mapping]) -> dict[str, dict | None]:
+    """Per probe family, the cell with the best cross-validated training AUC.
+
+    Ties go to the earlier layer, then the earlier token in heatmap order.
+    A family with no fitted cell gets None.
+    """
+    order = {name: i for i, name in enumerate(TOKEN_NAMES)}
+    chosen: dict[str, dict | None] = {}
+    for family, allowed in PROBE_FAMILIES.items():
+        candidates = [
+            c for c in cells
+            if allowed(str(c["token"])) and c["status"] == "ok" and _finite(c.get("cv_auc"))
+        ]
+        best = min(
+            candidates,
+            key=lambda c: (-float(c["cv_auc"]), int(c["layer"]), order[str(c["token"])]),
+            default=None,
+        )
+        chosen[family] = None if best is None else {
+            k: best[k] for k in ("layer", "token", "cv_auc", "cv_folds", "auc", "ci_low", "ci_high")
+        }
+    return chosen
+
+
+def _finite(value) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class DetectorRow:
+    """One detector on the test questions."""
+
+    method: str
+    auc: float
+    ci_low: float
+    ci_high: float
+    p_vs_best_probe: float
+    """Paired bootstrap p-value of AUC(method) = AUC(probe_best_cell); NaN for the probe itself."""
+    n: int
+    n_wrong: int
+    detail: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DETECTOR_COLUMNS = ("method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong", "detail")
+
+
+def compare_detectors(
+    test_ids: Sequence[str],
+    labels: np.ndarray,
+    scores: Mapping[str, Mapping[str, float]],
+    details: Mapping[str, str],
+    cfg: ProbeConfig,
+) -> list[DetectorRow]:
+    """AUC, interval and paired p-value of every method on the same test questions.
+
+    ``scores[method][id]`` is the method's score of a question; a method that
+    lacks some question, or gives NaN, is reported with NaN and says why.
+    """
+    y = np.asarray(labels).astype(int)
+    matrix = {}
+    for method, by_id in scores.items():
+        values = np.array([by_id.get(q, np.nan) for q in test_ids], dtype=float)
+        matrix[method] = values
+    best = matrix.get(BEST_PROBE)
+    rows = []
+    for method, values in matrix.items():
+        missing = int(np.isnan(values).sum())
+        detail = details.get(method, "")
+        if missing:
+            nan = float("nan")
+            note = f"no score for {missing} of {len(values)} test questions"
+            rows.append(DetectorRow(method, nan, nan, nan, nan, len(values), int(y.sum()),
+                                    f"{detail}; {note}" if detail else note))
+            continue
+        low, high = bootstrap_auc(y, values, cfg.bootstrap, cfg.ci_level, cfg.seed)
+        p = float("nan")
+        if best is not None and method != BEST_PROBE and not np.isnan(best).any():
+            p = paired_bootstrap_pvalue(y, values, best, cfg.bootstrap, cfg.seed)
+        rows.append(DetectorRow(method, roc_auc(y, values), low, high, p, len(values), int(y.sum()), detail))
+    return sorted(rows, key=lambda r: (np.isnan(r.auc), -np.nan_to_num(r.auc)))
+
+
+def choose_p_true_order(rows: Sequence[Mapping], labels: Mapping[str, int]) -> tuple[str, str]:
+    """The option order whose log-odds detect errors best on the training questions: (order, detail)."""
+    train = [r for r in rows if r["split"] == "train"]
+    y = np.array([labels[r["id"]] for r in train])
+    aucs = {
+        order: roc_auc(y, -np.array([float(r[f"logodds_true_{order}"]) for r in train]))
+        for order in ("ab", "ba")
+    }
+    if all(np.isnan(v) for v in aucs.values()):
+        return "ab", "order (A) True (B) False by default: the training sample has one class"
+    order = max(aucs, key=lambda o: -np.inf if np.isnan(aucs[o]) else aucs[o])
+    names = {"ab": "(A) True (B) False", "ba": "(A) False (B) True"}
+    return order, (
+        f"order {names[order]} chosen on {len(train)} training questions "
+        f"(train AUC {aucs['ab']:.3f} vs {aucs['ba']:.3f})"
+    )
+
+
+def detector_scores(
+    split_rows: Sequence[Mapping],
+    generations: Sequence[Mapping],
+    position_rows: Sequence[Mapping],
+    chosen_cells: Mapping[str, Mapping | None],
+    p_true_rows: Sequence[Mapping] | None,
+) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], dict[str, str]]:
+    """(test ids, labels, scores[method][id], details[method]) on the probes' common test questions.
+
+    ``chosen_cells[family]`` is the chosen cell's result (with ``test_ids`` and
+    ``test_scores``) or None.
+    """
+    test = [r for r in split_rows if int(r["common"]) == 1 and r["split"] == "test"]
+    test_ids = [r["id"] for r in test]
+    labels = np.array([int(r["label"]) for r in test])
+    label_of = {r["id"]: int(r["label"]) for r in split_rows}
+    gen_of = {g["id"]: g for g in generations}
+    pos_of = {str(p["id"]): p for p in position_rows}
+    scores: dict[str, dict[str, float]] = {}
+    details: dict[str, str] = {}
+    for family, cell in chosen_cells.items():
+        if cell is None:
+            scores[family], details[family] = {}, "no cell could be fitted"
+            continue
+        scores[family] = dict(zip(cell["test_ids"], map(float, cell["test_scores"])))
+        details[family] = f"layer {cell['layer']}, token {cell['token']} (cv AUC {float(cell['cv_auc']):.3f})"
+    for qid in test_ids:
+        for method, value in baseline_scores(gen_of[qid], pos_of[qid]).items():
+            scores.setdefault(method, {})[qid] = value
+    if p_true_rows is not None:
+        order, details["p_true"] = choose_p_true_order(p_true_rows, label_of)
+        scores["p_true"] = {r["id"]: -float(r[f"logodds_true_{order}"]) for r in p_true_rows}
+    return test_ids, labels, scores, details

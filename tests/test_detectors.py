@@ -1,0 +1,143 @@
+"""Detectors: baselines on hand-computed answers, honest cell choice, the comparison table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from truthmap.config import ProbeConfig
+from truthmap.detectors import (
+    BEST_PROBE,
+    baseline_scores,
+    choose_p_true_order,
+    compare_detectors,
+    detector_scores,
+    select_cells,
+    token_spans,
+)
+from truthmap.probes import evaluate_cell
+
+GEN = {"gen_ids": [10, 11, 12, 2], "finish_reason": "eos",
+       "logprobs": [-0.1, -2.0, -0.5, -0.01], "logits": [9.0, 3.0, 6.0, 12.0]}
+POS = {"answer_first": "1", "answer_last": "2"}
+
+
+def test_token_spans_drop_the_final_eos_and_find_the_exact_answer():
+    spans = token_spans(GEN, POS)
+    assert spans["answer"] == slice(0, 3) and spans["exact"] == slice(1, 3)
+    assert token_spans({**GEN, "finish_reason": "length"}, POS)["answer"] == slice(0, 4)
+    assert "exact" not in token_spans(GEN, {"answer_first": "-1", "answer_last": "-1"})
+
+
+def test_baselines_by_hand():
+    s = baseline_scores(GEN, POS)
+    assert s["logprob_mean_answer"] == pytest.approx((0.1 + 2.0 + 0.5) / 3)
+    assert s["logprob_min_answer"] == pytest.approx(2.0)  # minus the least likely token
+    assert s["logprob_max_answer"] == pytest.approx(0.1)
+    assert s["logprob_last_answer"] == pytest.approx(0.5)
+    assert s["logprob_mean_exact"] == pytest.approx(1.25)
+    assert s["logprob_min_exact"] == pytest.approx(2.0)
+    assert s["logprob_last_exact"] == pytest.approx(0.5)
+    assert s["logit_mean_answer"] == pytest.approx(-6.0)
+    assert s["logit_min_exact"] == pytest.approx(-3.0)
+    assert s["logit_max_exact"] == pytest.approx(-6.0)
+    assert len(s) == 2 * 4 * 2
+    no_exact = baseline_scores(GEN, {"answer_first": "-1", "answer_last": "-1"})
+    assert np.isnan(no_exact["logprob_mean_exact"]) and not np.isnan(no_exact["logprob_mean_answer"])
+
+
+def cell(layer, token, cv, auc, status="ok"):
+    return {"layer": layer, "token": token, "cv_auc": cv, "cv_folds": 5, "auc": auc, "ci_low": 0.0,
+            "ci_high": 1.0, "status": status}
+
+
+def test_cells_are_chosen_by_training_cross_validation_not_by_test_auc():
+    cells = [
+        cell(3, "last_q", 0.70, 0.99),  # best on the test split: must not win
+        cell(5, "exact_answer_last", 0.90, 0.80),
+        cell(7, "-1", 0.60, 0.95),
+        cell(9, "-1", 0.65, 0.50),
+        cell(2, "exact_answer_first", 0.95, float("nan"), status="skipped"),
+    ]
+    chosen = select_cells(cells)
+    assert (chosen[BEST_PROBE]["layer"], chosen[BEST_PROBE]["token"]) == (5, "exact_answer_last")
+    assert chosen["probe_best_exact_cell"]["layer"] == 5
+    assert (chosen["probe_last_token"]["layer"], chosen["probe_last_token"]["token"]) == (9, "-1")
+    assert select_cells([cell(1, "last_q", float("nan"), 0.9)])[BEST_PROBE] is None
+
+
+def test_cross_validation_never_sees_the_test_rows():
+    """Whatever the test rows hold, a cell's cross-validated AUC (its choice score) is the same."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(int)
+    is_test = np.arange(200) % 5 == 0
+    cfg = ProbeConfig()
+    first = evaluate_cell(0, "last_q", X, y, is_test, 0, cfg)
+    X2, y2 = X.copy(), y.copy()
+    X2[is_test] = rng.normal(size=(is_test.sum(), 6))
+    y2[is_test] = 1 - y2[is_test]
+    second = evaluate_cell(0, "last_q", X2, y2, is_test, 0, cfg)
+    assert first.cv_auc == second.cv_auc
+    assert first.auc != second.auc
+
+
+def test_comparison_table():
+    rng = np.random.default_rng(1)
+    ids = [f"q{i}" for i in range(80)]
+    y = np.array([i % 2 for i in range(80)])
+    good = y + rng.normal(scale=0.5, size=80)
+    noise = rng.normal(size=80)
+    scores = {
+        BEST_PROBE: dict(zip(ids, good)),
+        "same_as_probe": dict(zip(ids, good)),
+        "noise": dict(zip(ids, noise)),
+        "partial": dict(zip(ids[:70], noise[:70])),
+    }
+    rows = {r.method: r for r in compare_detectors(ids, y, scores, {"noise": "random"}, ProbeConfig())}
+    assert rows[BEST_PROBE].auc == pytest.approx(roc_auc_score(y, good))
+    assert np.isnan(rows[BEST_PROBE].p_vs_best_probe)
+    assert rows["same_as_probe"].p_vs_best_probe == 1.0
+    assert rows["noise"].p_vs_best_probe < 0.01 and rows["noise"].detail == "random"
+    assert rows["noise"].ci_low < rows["noise"].auc < rows["noise"].ci_high
+    assert np.isnan(rows["partial"].auc) and "no score for 10 of 80" in rows["partial"].detail
+    assert rows[BEST_PROBE].n == 80 and rows[BEST_PROBE].n_wrong == 40
+
+
+def test_p_true_order_is_chosen_on_training_questions_only():
+    labels = {"a": 1, "b": 0, "c": 1, "d": 0, "t1": 1, "t2": 0}
+    rows = [
+        # training questions: order "ba" separates (low log-odds of True for wrong answers)
+        {"id": "a", "split": "train", "logodds_true_ab": "1.0", "logodds_true_ba": "-2.0"},
+        {"id": "b", "split": "train", "logodds_true_ab": "-1.0", "logodds_true_ba": "2.0"},
+        {"id": "c", "split": "train", "logodds_true_ab": "0.5", "logodds_true_ba": "-1.0"},
+        {"id": "d", "split": "train", "logodds_true_ab": "-0.5", "logodds_true_ba": "1.0"},
+        # test questions say the opposite, and must not matter
+        {"id": "t1", "split": "test", "logodds_true_ab": "-9.0", "logodds_true_ba": "9.0"},
+        {"id": "t2", "split": "test", "logodds_true_ab": "9.0", "logodds_true_ba": "-9.0"},
+    ]
+    order, detail = choose_p_true_order(rows, labels)
+    assert order == "ba" and "4 training questions" in detail
+
+
+def test_detector_scores_assemble_on_the_common_test_questions():
+    split = [
+        {"id": "a", "label": "1", "split": "test", "common": "1"},
+        {"id": "b", "label": "0", "split": "test", "common": "1"},
+        {"id": "c", "label": "0", "split": "test", "common": "0"},
+        {"id": "d", "label": "1", "split": "train", "common": "1"},
+    ]
+    gens = [{**GEN, "id": q} for q in "abcd"]
+    pos = [{**POS, "id": q} for q in "abcd"]
+    best = {"layer": 4, "token": "last_q", "cv_auc": 0.8, "test_ids": ["a", "b"], "test_scores": [2.0, -1.0]}
+    chosen = {BEST_PROBE: best, "probe_last_token": None}
+    p_true = [{"id": q, "split": s, "logodds_true_ab": "1", "logodds_true_ba": "0"}
+              for q, s in (("a", "test"), ("b", "test"), ("d", "train"))]
+    test_ids, labels, scores, details = detector_scores(split, gens, pos, chosen, p_true)
+    assert test_ids == ["a", "b"] and labels.tolist() == [1, 0]
+    assert scores[BEST_PROBE] == {"a": 2.0, "b": -1.0}
+    assert scores["probe_last_token"] == {} and "no cell" in details["probe_last_token"]
+    assert set(scores["logprob_mean_answer"]) == {"a", "b"}
+    assert "layer 4, token last_q" in details[BEST_PROBE]
+    assert scores["p_true"]["a"] == -1.0

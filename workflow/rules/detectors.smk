@@ -1,0 +1,46 @@
+# Stage 8: training-free error detectors and the chosen probes on the same test questions.
+
+
+rule score_p_true:
+    input:
+        generations="results/{model}/{dataset}/generations/{shard}.jsonl",
+        split="results/{model}/{dataset}/probes/split.tsv",
+        model="resources/models/{model}",
+    output:
+        "results/{model}/{dataset}/baselines/p_true/{shard}.tsv",
+    params:
+        detectors=config["detectors"],
+        probe=config["probe"],
+    log:
+        "logs/score_p_true/{model}/{dataset}/{shard}.log",
+    benchmark:
+        "benchmarks/score_p_true/{model}/{dataset}/{shard}.tsv"
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/score_p_true.py"
+
+
+rule compare_detectors:
+    input:
+        split="results/{model}/{dataset}/probes/split.tsv",
+        selection="results/{model}/{dataset}/probes/selection.json",
+        cells=get_probe_cells,
+        generations=expand("results/{{model}}/{{dataset}}/generations/{shard}.jsonl", shard=SHARDS),
+        positions=expand("results/{{model}}/{{dataset}}/positions/{shard}.tsv", shard=SHARDS),
+        p_true=get_p_true_files,
+    output:
+        report(
+            "results/{model}/{dataset}/detectors.tsv",
+            caption="../report/detectors.rst",
+            category="2. Error detectors",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "table"},
+        ),
+    params:
+        probe=config["probe"],
+    log:
+        "logs/compare_detectors/{model}/{dataset}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/compare_detectors.py"
