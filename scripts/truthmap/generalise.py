@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from truthmap.config import ProbeConfig
-from truthmap.probes import bootstrap_auc, load_split_features, make_probe, roc_auc
+from truthmap.probes import bootstrap_auc, cell_rows, class_shortfall, load_split_features, make_probe, roc_auc
 
 GENERALISATION_COLUMNS = (
     "train", "test", "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_train_wrong",
@@ -59,7 +59,7 @@ def cell_group(split_rows: list[dict], shard_paths: list[str], tokens: list[str]
                token: str, cfg: ProbeConfig) -> Group:
     """The questions one cell's probe uses, read at that cell only."""
     data = load_split_features(split_rows, shard_paths, layer, tokens, token=token)
-    use = (data.common if cfg.examples == "common" else data.valid[:, 0]) & data.valid[:, 0]
+    use = cell_rows(data, 0, cfg)
     ids = [data.ids[i] for i in np.flatnonzero(use)]
     return Group(ids=ids, X=data.X[use, 0], y=data.labels[use], is_test=data.is_test[use])
 
@@ -77,16 +77,10 @@ def transfer(train_name: str, test_name: str, train: Group, test: Group, layer: 
         train=train_name, test=test_name, layer=layer, token=token, n_train=len(y_fit),
         n_train_wrong=int(y_fit.sum()), n_test=len(y_eval), n_test_wrong=int(y_eval.sum()),
     )
-    short = [
-        f"{part} has {count} {kind} answers"
-        for part, ys in (("train", y_fit), ("test", y_eval))
-        for kind, count in (("right", int((ys == 0).sum())), ("wrong", int((ys == 1).sum())))
-        if count < cfg.min_per_class
-    ]
+    short = class_shortfall({"train": y_fit, "test": y_eval}, cfg.min_per_class)
     if short:
         nan = float("nan")
-        reason = f"too few examples of a class (min_per_class={cfg.min_per_class}): " + "; ".join(short)
-        return Transfer(**base, auc=nan, ci_low=nan, ci_high=nan, status="skipped", reason=reason)
+        return Transfer(**base, auc=nan, ci_low=nan, ci_high=nan, status="skipped", reason=short)
     probe = make_probe(cfg).fit(train.X[~train.is_test].astype(np.float32), y_fit)
     scores = probe.decision_function(test.X[test.is_test].astype(np.float32))
     low, high = bootstrap_auc(y_eval, scores, cfg.bootstrap, cfg.ci_level, cfg.seed)

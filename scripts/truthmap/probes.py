@@ -160,6 +160,17 @@ class CellResult:
         return asdict(self)
 
 
+def class_shortfall(parts: dict[str, np.ndarray], min_per_class: int) -> str:
+    """Why labels are too few to fit or score (e.g. "test has 2 wrong answers"), or ""."""
+    short = [
+        f"{part} has {int((y == k).sum())} {'wrong' if k else 'right'} answers"
+        for part, y in parts.items() for k in (0, 1) if (y == k).sum() < min_per_class
+    ]
+    if not short:
+        return ""
+    return f"too few examples of a class (min_per_class={min_per_class}): " + "; ".join(short)
+
+
 def cross_validated_auc(X: np.ndarray, y: np.ndarray, cfg: ProbeConfig) -> tuple[float, int]:
     """Mean held-out AUC over stratified, seeded folds of (X, y): (auc, folds used).
 
@@ -194,24 +205,15 @@ def evaluate_cell(
     y = np.asarray(y).astype(int)
     ids = list(ids) if ids is not None else [str(i) for i in range(len(y))]
     train, test = ~is_test, is_test
-    counts = {
-        "train": np.bincount(y[train], minlength=2),
-        "test": np.bincount(y[test], minlength=2),
-    }
     base = dict(
         layer=layer, token=token, n_train=int(train.sum()), n_test=int(test.sum()),
-        n_train_wrong=int(counts["train"][1]), n_test_wrong=int(counts["test"][1]),
-        n_excluded=int(n_excluded),
+        n_train_wrong=int(y[train].sum()), n_test_wrong=int(y[test].sum()), n_excluded=int(n_excluded),
     )
-    short = [
-        f"{part} has {int(c[k])} {'wrong' if k else 'right'} answers"
-        for part, c in counts.items() for k in (0, 1) if c[k] < cfg.min_per_class
-    ]
+    short = class_shortfall({"train": y[train], "test": y[test]}, cfg.min_per_class)
     if short:
         nan = float("nan")
         return CellResult(
-            **base, auc=nan, ci_low=nan, ci_high=nan, train_auc=nan, status="skipped",
-            reason=f"too few examples of a class (min_per_class={cfg.min_per_class}): " + "; ".join(short),
+            **base, auc=nan, ci_low=nan, ci_high=nan, train_auc=nan, status="skipped", reason=short,
             fit_seconds=0.0,
         )
     X_train, X_test = X[train].astype(np.float32), X[test].astype(np.float32)
