@@ -10,9 +10,13 @@ rule extract_activations:
     output:
         "results/{model}/{dataset}/activations/{shard}.h5",
     params:
+        code=library_code("extract_activations.py"),
         tokens=TOKENS,
         layers=config["layers"],
         activations=config["activations"],
+    resources:
+        mem_mb=get_model_mem_mb,
+        runtime=get_shard_runtime,
     log:
         "logs/extract_activations/{model}/{dataset}/{shard}.log",
     benchmark:

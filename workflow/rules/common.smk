@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
+from truthmap.cluster import count_lines, model_job_mem_mb, shard_job_minutes, weights_bytes  # noqa: E402
 from truthmap.config import (  # noqa: E402
     ActivationConfig,
     ExactAnswerConfig,
@@ -19,6 +20,7 @@ from truthmap.config import (  # noqa: E402
 from truthmap.datasets import check_source as check_dataset_source  # noqa: E402
 from truthmap.models import ModelInfo  # noqa: E402
 from truthmap.models import check_source as check_model_source  # noqa: E402
+from truthmap.provenance import code_fingerprint  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -61,6 +63,26 @@ wildcard_constraints:
     shard=r"\d{3}",
     layer=r"\d+",
     token=r"[a-z_]+|-\d+",
+
+
+def library_code(script):
+    """A parameter: the fingerprint of ``script`` and the library code it imports.
+
+    Snakemake's code trigger sees the rule script only; with this parameter a
+    change to a stage's library module reruns exactly the rules that run it.
+    """
+    return code_fingerprint(Path(workflow.basedir) / "scripts" / script)
+
+
+def get_model_mem_mb(wildcards, input, attempt):
+    """Memory of a job that loads the (extractor) model: its weights and working space."""
+    model_dir = input.model if hasattr(input, "model") else input.extractor
+    return model_job_mem_mb(weights_bytes(model_dir), attempt)
+
+
+def get_shard_runtime(wildcards, input, attempt):
+    """Minutes for a model job over one shard, from its questions and the generation budget."""
+    return shard_job_minutes(count_lines(input[0]), get_generation(wildcards)["max_new_tokens"], attempt)
 
 
 def get_model_source(wildcards):

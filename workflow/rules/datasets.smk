@@ -6,6 +6,7 @@ rule build_dataset:
         questions="results/datasets/{dataset}/questions.jsonl",
         skipped="results/datasets/{dataset}/skipped.tsv",
     params:
+        code=library_code("build_dataset.py"),
         spec=get_dataset_spec,
     log:
         "logs/build_dataset/{dataset}.log",
@@ -20,6 +21,8 @@ rule shard_dataset:
         "results/datasets/{dataset}/questions.jsonl",
     output:
         expand("results/datasets/{{dataset}}/shards/{shard}.jsonl", shard=SHARDS),
+    params:
+        code=library_code("shard_dataset.py"),
     log:
         "logs/shard_dataset/{dataset}.log",
     conda:

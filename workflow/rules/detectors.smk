@@ -9,8 +9,12 @@ rule score_p_true:
     output:
         "results/{model}/{dataset}/baselines/p_true/{shard}.tsv",
     params:
+        code=library_code("score_p_true.py"),
         detectors=config["detectors"],
         probe=config["probe"],
+    resources:
+        mem_mb=get_model_mem_mb,
+        runtime=get_shard_runtime,
     log:
         "logs/score_p_true/{model}/{dataset}/{shard}.log",
     benchmark:
@@ -37,6 +41,7 @@ rule compare_detectors:
             labels={"model": "{model}", "dataset": "{dataset}", "kind": "table"},
         ),
     params:
+        code=library_code("compare_detectors.py"),
         probe=config["probe"],
     log:
         "logs/compare_detectors/{model}/{dataset}.log",

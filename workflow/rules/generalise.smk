@@ -12,6 +12,7 @@ rule generalise_datasets:
             labels={"model": "{model}", "across": "datasets", "kind": "table"},
         ),
     params:
+        code=library_code("generalise_datasets.py"),
         datasets=DATASETS,
         tokens=TOKENS,
         probe=config["probe"],
@@ -39,6 +40,7 @@ rule generalise_domains:
             labels={"model": "{model}", "across": "domains of {dataset}", "kind": "table"},
         ),
     params:
+        code=library_code("generalise_domains.py"),
         tokens=TOKENS,
         probe=config["probe"],
     log:

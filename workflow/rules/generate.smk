@@ -8,7 +8,11 @@ rule generate_answers:
     output:
         "results/{model}/{dataset}/generations/{shard}.jsonl",
     params:
+        code=library_code("generate_answers.py"),
         generation=get_generation,
+    resources:
+        mem_mb=get_model_mem_mb,
+        runtime=get_shard_runtime,
     log:
         "logs/generate_answers/{model}/{dataset}/{shard}.log",
     benchmark:

@@ -9,7 +9,11 @@ rule label_answers:
     output:
         "results/{model}/{dataset}/labels/{shard}.jsonl",
     params:
+        code=library_code("label_answers.py"),
         exact_answer=config["exact_answer"],
+    resources:
+        mem_mb=get_model_mem_mb,
+        runtime=get_shard_runtime,
     log:
         "logs/label_answers/{model}/{dataset}/{shard}.log",
     benchmark:

@@ -6,6 +6,7 @@ checkpoint prepare_model:
     output:
         directory("resources/models/{model}"),
     params:
+        code=library_code("prepare_model.py"),
         source=get_model_source,
     log:
         "logs/prepare_model/{model}.log",

@@ -13,6 +13,7 @@ rule plot_heatmap:
         ),
         pdf="results/{model}/{dataset}/heatmap.pdf",
     params:
+        code=library_code("plot_heatmap.py"),
         plot=config["plot"],
     log:
         "logs/plot_heatmap/{model}/{dataset}.log",
@@ -36,6 +37,8 @@ rule summarise_run:
             category="4. Run summary",
             labels={"model": "{model}", "dataset": "{dataset}"},
         ),
+    params:
+        code=library_code("summarise_run.py"),
     log:
         "logs/summarise_run/{model}/{dataset}.log",
     conda:
@@ -55,6 +58,8 @@ rule plot_detectors:
             labels={"model": "{model}", "dataset": "{dataset}", "kind": "figure"},
         ),
         pdf="results/{model}/{dataset}/detectors.pdf",
+    params:
+        code=library_code("plot_detectors.py"),
     log:
         "logs/plot_detectors/{model}/{dataset}.log",
     conda:
@@ -75,6 +80,7 @@ rule plot_dataset_generalisation:
         ),
         pdf="results/{model}/generalisation.pdf",
     params:
+        code=library_code("plot_generalisation.py"),
         title=get_generalisation_title,
     log:
         "logs/plot_dataset_generalisation/{model}.log",
@@ -96,6 +102,7 @@ rule plot_domain_generalisation:
         ),
         pdf="results/{model}/{dataset}/generalisation_domains.pdf",
     params:
+        code=library_code("plot_generalisation.py"),
         title=get_generalisation_title,
     log:
         "logs/plot_domain_generalisation/{model}/{dataset}.log",

@@ -8,6 +8,8 @@ rule find_token_positions:
         model="resources/models/{model}",
     output:
         "results/{model}/{dataset}/positions/{shard}.tsv",
+    params:
+        code=library_code("find_token_positions.py"),
     log:
         "logs/find_token_positions/{model}/{dataset}/{shard}.log",
     conda:

@@ -9,6 +9,7 @@ rule split_examples:
     output:
         "results/{model}/{dataset}/probes/split.tsv",
     params:
+        code=library_code("split_examples.py"),
         tokens=TOKENS,
         probe=config["probe"],
     log:
@@ -26,6 +27,7 @@ rule train_probes:
     output:
         expand("results/{{model}}/{{dataset}}/probes/cells/layer{{layer}}/{token}.json", token=TOKENS),
     params:
+        code=library_code("train_probes.py"),
         tokens=TOKENS,
         probe=config["probe"],
     log:
@@ -48,6 +50,8 @@ rule gather_auc:
             category="1. Layer x Token heatmap",
             labels={"model": "{model}", "dataset": "{dataset}", "kind": "table"},
         ),
+    params:
+        code=library_code("gather_auc.py"),
     log:
         "logs/gather_auc/{model}/{dataset}.log",
     conda:
@@ -61,6 +65,8 @@ rule select_cells:
         get_probe_cells,
     output:
         "results/{model}/{dataset}/probes/selection.json",
+    params:
+        code=library_code("select_cells.py"),
     log:
         "logs/select_cells/{model}/{dataset}.log",
     conda:
