@@ -5,10 +5,21 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: run test lint dry-run unit e2e report stage-times clean clean-results
+.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit e2e report stage-times clean clean-results
 
 run: $(STAMP)
 	$(SNAKEMAKE)
+
+# The same pipeline, each heavy job submitted to SLURM (run it on the submit host).
+run-slurm: $(STAMP)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/slurm
+
+# A real one-node SLURM cluster on this machine (root; installs Debian's packages).
+slurm-up:
+	tests/slurm/start-cluster.sh
+
+slurm-down:
+	tests/slurm/stop-cluster.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

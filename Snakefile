@@ -24,6 +24,22 @@ include: "workflow/rules/generalise.smk"
 include: "workflow/rules/plots.smk"
 
 
+# Light rules run on the submit host under a cluster executor (no submission).
+localrules:
+    all,
+    build_dataset,
+    shard_dataset,
+    find_token_positions,
+    split_examples,
+    gather_auc,
+    select_cells,
+    summarise_run,
+    plot_heatmap,
+    plot_detectors,
+    plot_dataset_generalisation,
+    plot_domain_generalisation,
+
+
 rule all:
     input:
         get_final_outputs(),
