@@ -25,5 +25,5 @@ extract_to_h5(
     model, snakemake.output[0], ids=ids, seqs=seqs, positions=positions, labels=labels,
     tokens=tokens, layers=layers, site=cfg.site, model_name=info.name,
     pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-    batch_tokens=cfg.batch_tokens, progress=logs.progress_logger(log, "extracted"),
+    batch_tokens=cfg.batch_tokens, share_prefix=cfg.share_prefix, progress=logs.progress_logger(log, "extracted"),
 )

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from truthmap.activations import PositionCapture, extract_batch, extract_to_h5, shard_inputs, token_batches
+from truthmap.activations import (
+    BackgroundWrites,
+    PositionCapture,
+    extract_batch,
+    extract_to_h5,
+    prefix_to_share,
+    shard_inputs,
+    token_batches,
+)
 from truthmap.h5io import read_layer, read_meta
 from truthmap.models import decoder_body, decoder_layers
 
@@ -56,6 +64,58 @@ def test_matches_unpadded_forward(tiny_model, site):
                     assert not got.any()
                 else:
                     np.testing.assert_allclose(got, ref[pos].numpy(), rtol=2e-3, atol=2e-3)
+
+
+PREFIX = [30, 31, 32, 33, 34, 35, 36, 37, 38, 39]
+SHARED = [PREFIX + [40, 41, 42], PREFIX + [43, 44, 45, 46, 47], PREFIX + [48]]
+SHARED_POSITIONS = np.array([[10, 12, -1], [11, 14, 13], [10, -1, 10]])
+
+
+def test_prefix_to_share_stops_before_the_first_requested_position():
+    assert prefix_to_share(SHARED, SHARED_POSITIONS) == 10
+    assert prefix_to_share(SHARED, np.array([[9, 12, -1], [11, 14, 13], [10, -1, 10]])) == 9
+    assert prefix_to_share(SHARED, np.array([[5, 12, -1], [11, 14, 13], [10, -1, 10]])) == 0  # below 8
+    assert prefix_to_share(SHARED[:1], SHARED_POSITIONS[:1]) == 0  # one sequence: nothing to share
+    assert prefix_to_share(SEQS, POSITIONS) == 0
+
+
+@pytest.mark.parametrize("site", ["residual", "mlp_input"])
+def test_a_shared_prefix_gives_the_unshared_states(tiny_model, site):
+    model, tok = tiny_model
+    layers = [1, 2]
+    capture = PositionCapture(model, layers, site)
+    body = decoder_body(model)
+    try:
+        shared = extract_batch(body, capture, SHARED, SHARED_POSITIONS, tok.pad_token_id, torch.device("cpu"))
+        plain = extract_batch(body, capture, SHARED, SHARED_POSITIONS, tok.pad_token_id, torch.device("cpu"),
+                              share_prefix=False)
+    finally:
+        capture.remove()
+    for layer in layers:
+        assert not (SHARED_POSITIONS < 0).any() or not shared[layer][SHARED_POSITIONS < 0].any()
+        np.testing.assert_allclose(shared[layer].astype(np.float32), plain[layer].astype(np.float32), atol=2e-3)
+        row = 1
+        ref = _reference(model, SHARED[row], layer, site)
+        for p, pos in enumerate(SHARED_POSITIONS[row]):
+            np.testing.assert_allclose(shared[layer][row, p].astype(np.float32), ref[pos].numpy(), atol=2e-3)
+
+
+def test_background_writes_keep_order_and_raise_failures():
+    seen = []
+    writes = BackgroundWrites(lambda x: seen.append(x), depth=1)
+    for i in range(20):
+        writes.put(i)
+    writes.join()
+    assert seen == list(range(20))
+
+    def fail(x):
+        raise OSError(f"disk full at {x}")
+
+    writes = BackgroundWrites(fail)
+    with pytest.raises(OSError, match="disk full at 0"):
+        for i in range(10):
+            writes.put(i)
+        writes.join()
 
 
 def test_stops_after_the_deepest_layer(tiny_model):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from truthmap.files import InputError
-from truthmap.h5io import CHUNK_ROWS, ActivationWriter, read_layer, read_meta
+from truthmap.h5io import CHUNK_ROWS, ActivationWriter, chunk_rows, read_layer, read_meta
 
 TOKENS = ["last_q", "exact_answer_first", "-1"]
 
@@ -91,13 +91,13 @@ def test_read_layer_one_token(tmp_path):
         np.testing.assert_array_equal(cell, blocks[2][:, p, :].astype(np.float16))
 
 
-@pytest.mark.parametrize("n, rows", [(10, 10), (300, CHUNK_ROWS)])
+@pytest.mark.parametrize("n, rows", [(10, 10), (300, 150), (512, CHUNK_ROWS)])
 def test_chunks_hold_one_token_so_a_cell_read_touches_only_its_chunks(tmp_path, n, rows):
     path = tmp_path / "shard.h5"
     write_all(path, n=n, hidden=4, layers=(0,), batches=(np.arange(n)[::-1],))
     with h5py.File(path, "r") as f:
         dset = f["layers/0"]
-        assert dset.chunks == (min(n, 256), 1, 4) == (rows, 1, 4)
+        assert dset.chunks == (rows, 1, 4)
         n_chunks = dset.id.get_num_chunks()
         assert n_chunks == -(-n // rows) * len(TOKENS)
         offsets = [dset.id.get_chunk_info(i).chunk_offset for i in range(n_chunks)]
@@ -180,3 +180,11 @@ def test_missing_layer_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match=r"layer 7 was not extracted \(have \['0', '2'\]\)") as err:
         read_layer(path, 7)
     assert str(path) in str(err.value)
+
+
+def test_chunks_split_the_rows_evenly():
+    assert [chunk_rows(n) for n in (0, 1, 100, 256, 257, 384, 512, 1000)] == [1, 1, 100, 256, 129, 192, 256, 250]
+    for n in range(1, 2000, 7):
+        rows = chunk_rows(n)
+        chunks = -(-n // rows)
+        assert rows <= 256 and chunks * rows - n < chunks

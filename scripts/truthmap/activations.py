@@ -3,17 +3,23 @@
 Each batch of (prompt + generation) sequences is right-padded and run through
 the transformer body only (no LM head). Forward hooks on the requested layers
 copy out just the requested positions; a hook on the deepest requested layer
-stops the forward pass there. Batches hold sequences of similar length and at
-most ``batch_tokens`` padded tokens, so memory does not grow with the dataset.
+stops the forward pass there. A prefix that a whole batch shares (a chat
+template's system prompt) runs once and its key/value cache is reused. Batches
+hold sequences of similar length and at most ``batch_tokens`` padded tokens, so
+memory does not grow with the dataset, and a background thread writes each
+batch to HDF5 while the next one runs.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from truthmap.generation import shared_prefix_len
 from truthmap.h5io import ActivationWriter
 from truthmap.models import decoder_body, decoder_layers
 
@@ -61,7 +67,8 @@ class PositionCapture:
             self._handles.append(hook)
 
     def _keep(self, layer: int, hidden: torch.Tensor) -> None:
-        assert self.index is not None
+        if self.index is None:
+            return
         rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
         self.captured[layer] = hidden[rows, self.index].to("cpu", torch.float16)
 
@@ -88,18 +95,29 @@ class PositionCapture:
 
 @torch.inference_mode()
 def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]], positions: np.ndarray,
-                  pad_id: int, device: torch.device) -> dict[int, np.ndarray]:
-    """Hidden states (B, P, H) per layer for right-padded ``seqs`` at ``positions`` (B, P)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    capture.index = torch.as_tensor(np.clip(positions, 0, None), dtype=torch.long, device=device)
+                  pad_id: int, device: torch.device, share_prefix: bool = True) -> dict[int, np.ndarray]:
+    """Hidden states (B, P, H) per layer for right-padded ``seqs`` at ``positions`` (B, P).
+
+    With ``share_prefix``, a prefix that every sequence of the batch shares (a
+    chat template's system prompt, few-shot demonstrations) and that holds no
+    requested position runs once; its key/value cache is repeated over the
+    batch and only the rest of each sequence runs through the layers.
+    """
+    shared = prefix_to_share(seqs, positions) if share_prefix else 0
+    past = prefix_cache(body, capture, seqs[0][:shared], len(seqs), device) if shared else None
+    rests = [s[shared:] for s in seqs]
+    width = max(len(r) for r in rests)
+    ids = torch.full((len(rests), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rests), shared + width), dtype=torch.long)
+    for row, rest in enumerate(rests):
+        ids[row, : len(rest)] = torch.tensor(rest, dtype=torch.long)
+        mask[row, : shared + len(rest)] = 1
+    position_ids = (shared + torch.arange(width)).expand(len(rests), width)
+    capture.index = torch.as_tensor(np.clip(positions - shared, 0, None), dtype=torch.long, device=device)
     capture.captured = {}
     try:
-        body(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+        body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
+             past_key_values=past, use_cache=past is not None)
     except _StopForward:
         pass
     missing = set(capture.layers) - set(capture.captured)
@@ -109,10 +127,71 @@ def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]],
     return {layer: _zero_masked(t, masked).numpy() for layer, t in capture.captured.items()}
 
 
+def prefix_to_share(seqs: Sequence[Sequence[int]], positions: np.ndarray, minimum: int = 8) -> int:
+    """Tokens at the start of every sequence that may run once for the batch: the
+    common prefix, ending before the first requested position; 0 below ``minimum``."""
+    shared = shared_prefix_len(seqs, minimum=1) if len(seqs) > 1 else 0
+    requested = positions[positions >= 0]
+    if requested.size:
+        shared = min(shared, int(requested.min()))
+    return shared if shared >= minimum else 0
+
+
+def prefix_cache(body, capture: PositionCapture, prefix: Sequence[int], copies: int, device: torch.device):
+    """The key/value cache of ``prefix``, up to the deepest captured layer, repeated ``copies`` times."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=body.config)
+    capture.index = None  # the hooks keep nothing, the deepest one still stops the pass
+    try:
+        body(input_ids=torch.tensor([list(prefix)], device=device), past_key_values=cache, use_cache=True)
+    except _StopForward:
+        pass
+    cache.batch_repeat_interleave(copies)
+    return cache
+
+
 def _zero_masked(block: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     block = block.clone()
     block[masked] = 0
     return block
+
+
+class BackgroundWrites:
+    """Run ``write(*args)`` calls in one background thread, in order, while the caller computes.
+
+    At most ``depth`` calls wait; a failed write is raised at the next
+    :meth:`put` or at :meth:`join`, so no error is lost.
+    """
+
+    def __init__(self, write: Callable[..., None], depth: int = 2) -> None:
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="hdf5-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as err:  # noqa: BLE001 (handed to the caller)
+                    self._error = err
+
+    def put(self, *args) -> None:
+        self._raise()
+        self._queue.put(args)
+
+    def join(self) -> None:
+        """Wait for every queued write; raise the first failure."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def extract_to_h5(
@@ -129,9 +208,14 @@ def extract_to_h5(
     model_name: str,
     pad_id: int,
     batch_tokens: int,
+    share_prefix: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Extract every example of a shard and write the HDF5 file atomically."""
+    """Extract every example of a shard and write the HDF5 file atomically.
+
+    Each batch's blocks are written by a background thread while the next
+    batch runs through the model.
+    """
     device = next(model.parameters()).device
     body = decoder_body(model)
     capture = PositionCapture(model, layers, site)
@@ -141,13 +225,18 @@ def extract_to_h5(
             out_path, ids=ids, labels=labels, positions=positions, tokens=tokens,
             layers=layers, hidden_size=hidden, site=site, model=model_name,
         ) as writer:
-            done = 0
-            for batch in token_batches([len(s) for s in seqs], batch_tokens):
-                blocks = extract_batch(body, capture, [seqs[i] for i in batch], positions[batch], pad_id, device)
-                writer.write(np.asarray(batch), blocks)
-                done += len(batch)
-                if progress:
-                    progress(done, len(seqs))
+            writes = BackgroundWrites(writer.write)
+            try:
+                done = 0
+                for batch in token_batches([len(s) for s in seqs], batch_tokens):
+                    blocks = extract_batch(body, capture, [seqs[i] for i in batch], positions[batch], pad_id, device,
+                                           share_prefix)
+                    writes.put(np.asarray(batch), blocks)
+                    done += len(batch)
+                    if progress:
+                        progress(done, len(seqs))
+            finally:
+                writes.join()
     finally:
         capture.remove()
 

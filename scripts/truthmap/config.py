@@ -146,8 +146,10 @@ class ActivationConfig:
 
     site: Site = "residual"
     """residual: each decoder layer's output; mlp_input: the input of each layer's MLP."""
-    batch_tokens: int = 8192
+    batch_tokens: int = 2048
     """Most (padded) tokens in one forward batch."""
+    share_prefix: bool = True
+    """Run a prefix that a whole batch shares (chat template, demonstrations) once."""
 
     def __post_init__(self) -> None:
         if self.site not in ("residual", "mlp_input"):

@@ -11,7 +11,9 @@ One file per shard::
 File attributes: ``tokens`` (the P names, in order), ``layers``, ``site``,
 ``model``, ``hidden_size``, ``complete`` (set last, just before the file is
 renamed into place). Layer datasets are chunked ``(rows, 1, H)`` so that reading
-one (layer, token) cell touches only that cell's chunks.
+one (layer, token) cell touches only that cell's chunks; ``rows`` (at most
+:data:`CHUNK_ROWS`) divides the shard evenly, so the last chunk is not mostly
+empty space.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class ActivationWriter:
         f.create_dataset("positions", data=positions.astype(np.int32))
         f.create_dataset("valid", data=positions >= 0)
         group = f.create_group("layers")
-        chunk = (max(1, min(n, CHUNK_ROWS)), 1, hidden_size)
+        chunk = (chunk_rows(n), 1, hidden_size)
         for layer in self.layers:
             group.create_dataset(str(layer), shape=(n, p, hidden_size), dtype=np.float16, chunks=chunk)
         f.attrs.update(
@@ -117,6 +119,18 @@ class ActivationWriter:
             self.close()
         else:
             self.abort(exc)
+
+
+def chunk_rows(n: int, most: int = CHUNK_ROWS) -> int:
+    """Rows per chunk: at most ``most``, splitting ``n`` rows into equal chunks.
+
+    HDF5 stores every chunk at full size, so 384 rows in chunks of 256 would
+    take the room of 512; two chunks of 192 take 384.
+    """
+    if n <= 0:
+        return 1
+    chunks = -(-n // most)
+    return -(-n // chunks)
 
 
 def read_meta(path: str | os.PathLike) -> ShardMeta:
