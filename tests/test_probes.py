@@ -29,6 +29,7 @@ from truthmap.probes import (
     make_split,
     SplitFeatures,
     probe_layer,
+    rankdata,
     roc_auc,
     split_table,
     train_layer,
@@ -682,3 +683,13 @@ def test_cross_validated_auc_and_test_scores():
     r = evaluate_cell(0, "-1", X, y, is_test, 0, config(), ids)
     assert r.test_ids == [ids[i] for i in np.flatnonzero(is_test)]
     assert roc_auc_score(y[is_test], r.test_scores) == pytest.approx(r.auc)
+
+
+@pytest.mark.parametrize("shape, levels", [((7,), 3), ((1,), 1), ((40, 25), 4), ((6, 300), 1000), ((5, 9), 1)])
+def test_rankdata_matches_scipy(shape, levels):
+    from scipy.stats import rankdata as scipy_rankdata
+
+    values = np.random.default_rng(sum(shape)).integers(0, levels, size=shape).astype(float)
+    np.testing.assert_array_equal(rankdata(values, axis=-1), scipy_rankdata(values, axis=-1))
+    if values.ndim == 2:
+        np.testing.assert_array_equal(rankdata(values, axis=0), scipy_rankdata(values, axis=0))

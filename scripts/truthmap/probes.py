@@ -10,7 +10,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -60,6 +59,28 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
         return float("nan")
     ranks = rankdata(scores)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def rankdata(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Ranks 1..n along ``axis``, tied values sharing their mean rank (``scipy.stats.rankdata``).
+
+    Numpy alone: importing scipy.stats costs ~0.7 s, paid by every probe job.
+    """
+    a = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    flat = a.reshape(-1, a.shape[-1])
+    n = flat.shape[1]
+    order = np.argsort(flat, axis=1, kind="stable")
+    ordered = np.take_along_axis(flat, order, axis=1)
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(ordered.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    index = np.broadcast_to(np.arange(n), ordered.shape)
+    first = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, index, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty(ordered.shape)
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    return np.moveaxis(ranks.reshape(a.shape), -1, axis)
 
 
 def stratified_resamples(y: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
