@@ -124,3 +124,45 @@ def test_a_converted_model_folder_can_be_moved(tmp_path, tiny_hf_dir):
     moved = tmp_path / "b"
     folder.rename(moved)
     assert ModelInfo.read(moved).weights_dir == str(moved.resolve())
+
+
+def _copy_without_weights(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors"))
+    return dst
+
+
+def test_pickled_weights_need_an_explicit_opt_in(tmp_path, tiny_hf_dir, tiny_model):
+    from truthmap.models import load_model
+
+    folder = _copy_without_weights(tiny_hf_dir, tmp_path / "pickled")
+    import torch
+
+    torch.save(tiny_model[0].state_dict(), folder / "pytorch_model.bin")
+    assert (folder / "pytorch_model.bin").exists() and not list(folder.glob("*.safetensors"))
+    with pytest.raises(InputError, match=r"only pickled weights \(pytorch_model.bin\).*models.bin_model.allow_pickle"):
+        prepare_model("bin_model", str(folder), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    info = prepare_model("bin_model", str(folder), tmp_path / "out", allow_pickle=True)
+    assert info.allow_pickle and not info.trust_remote_code
+    model, _ = load_model(tmp_path / "out", device="cpu")
+    assert model.config.num_hidden_layers == 4
+
+
+def test_code_shipped_with_a_model_never_runs_without_opt_in(tmp_path, tiny_hf_dir):
+    folder = _copy_without_weights(tiny_hf_dir, tmp_path / "remote")
+    (folder / "model.safetensors").write_bytes(b"")
+    marker = tmp_path / "code-ran"
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import PretrainedConfig\n"
+        "class EvilConfig(PretrainedConfig):\n    model_type = 'evil'\n",
+        encoding="utf-8",
+    )
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config.update(model_type="evil", auto_map={"AutoConfig": "evil.EvilConfig"})
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(InputError, match=r"model 'remote'.*models.remote.trust_remote_code"):
+        prepare_model("remote", str(folder), tmp_path / "out")
+    assert not marker.exists() and not (tmp_path / "out").exists()

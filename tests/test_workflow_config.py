@@ -65,3 +65,48 @@ def test_schema_lists_every_loader_format():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     entry = schema["properties"]["datasets"]["additionalProperties"]["properties"]["format"]
     assert [f for f in entry["enum"] if f is not None] == list(FORMATS)
+
+
+def schema_errors(config: dict) -> str:
+    """The schema's verdict on a config, in-process (what the workflow checks first): '' when valid."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    except WorkflowError as err:
+        return str(err)
+    return ""
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (with_("models.SmolLM2-135M-Instruct.trust_remote_code", "yes"), "'yes' is not of type 'boolean'"),
+        (with_("models.SmolLM2-135M-Instruct.allow_pickle", 1), "1 is not of type 'boolean'"),
+        (with_("models.x; rm -rf ~", {"source": "embedded:smollm2-135m-instruct"}), "'x; rm -rf ~' does not match"),
+        (with_("datasets.$(reboot)", {"source": "builtin"}), "'$(reboot)' does not match"),
+        (with_("layers", [0, "1"]), "[0, '1'] is not valid under any of the given schemas"),
+    ],
+)
+def test_schema_refuses_wrong_types_and_names_a_shell_could_misread(config, message):
+    assert message in schema_errors(config)
+
+
+def test_safety_opt_ins_default_to_off():
+    config = yaml.safe_load(yaml.safe_dump(BASE))
+    assert schema_errors(config) == ""
+    entry = config["models"]["SmolLM2-135M-Instruct"]
+    assert entry["trust_remote_code"] is False and entry["allow_pickle"] is False
+
+
+def test_no_rule_runs_a_shell_command():
+    """Rules run Python scripts: no wildcard or config value is ever pasted into a shell line."""
+    import re
+
+    rules = [*sorted((REPO / "workflow" / "rules").glob("*.smk")), REPO / "Snakefile"]
+    for path in rules:
+        text = path.read_text(encoding="utf-8")
+        for pattern in (r"^\s*(shell|run):", r"\bshell\(", r"os\.system", r"subprocess"):
+            assert not re.search(pattern, text, re.MULTILINE), f"{path.name} matches {pattern}"
+    assert len(re.findall(r"^\s*script:", "".join(p.read_text(encoding="utf-8") for p in rules), re.MULTILINE)) >= 15

@@ -13,7 +13,9 @@ place. Every prepared folder holds ``manifest.json`` (:class:`ModelInfo`), read
 by later stages without loading any weights. Layer count, hidden size and chat
 template always come from the model itself.
 
-Weights load from safetensors or GGUF only and ``trust_remote_code`` is off.
+Weights load from safetensors or GGUF only and ``trust_remote_code`` is off,
+unless the model's config entry opts in (``allow_pickle``, ``trust_remote_code``);
+the choice is kept in the manifest, so every later stage loads the same way.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class ModelInfo:
     has_chat_template: bool
     max_positions: int | None
     """The model's context length, when its config states one."""
+    trust_remote_code: bool = False
+    """Python code shipped with the model may run (the user opted in)."""
+    allow_pickle: bool = False
+    """Pickled (``.bin``/``.pt``) weights may load (the user opted in); safetensors otherwise."""
 
     @classmethod
     def read(cls, model_dir: str | os.PathLike) -> ModelInfo:
@@ -168,17 +174,21 @@ def _resolve_embedded(name: str, assemble_dir: Path | None) -> ModelSource:
     return ModelSource(kind="gguf", path=gguf_path.parent, gguf_file=gguf_path.name)
 
 
-def prepare_model(name: str, source: str, out_dir: str | os.PathLike) -> ModelInfo:
+def prepare_model(name: str, source: str, out_dir: str | os.PathLike, *, trust_remote_code: bool = False,
+                  allow_pickle: bool = False) -> ModelInfo:
     """Make ``out_dir`` a prepared model folder for ``source`` and return its manifest.
 
     The folder is assembled under a temporary name and renamed into place, so an
-    interrupted conversion never leaves a half-written model behind.
+    interrupted conversion never leaves a half-written model behind. A Hugging
+    Face folder needs safetensors weights unless ``allow_pickle``.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         resolved = resolve_source(source, assemble_dir=tmp / "gguf")
+        if resolved.kind == "hf_dir" and not allow_pickle:
+            check_safetensors(name, resolved.path)
         if resolved.kind == "gguf":
             _convert_gguf(resolved, tmp)
             shutil.rmtree(tmp / "gguf", ignore_errors=True)  # an assembled GGUF is not kept
@@ -187,7 +197,8 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike) -> ModelIn
         else:
             weights_dir = resolved.path
             info_dir = resolved.path
-        info = _describe(name, source, info_dir, weights_dir)
+        info = replace(_describe(name, source, info_dir, weights_dir, trust_remote_code),
+                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
         write_json(tmp / MANIFEST, asdict(info))
         _ordinary_permissions(tmp)
         if out_dir.exists():
@@ -196,6 +207,21 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike) -> ModelIn
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_safetensors(name: str, folder: Path) -> None:
+    """A Hugging Face folder must hold safetensors weights: pickle files can run code when loaded."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    found = f"only pickled weights ({', '.join(pickled)})" if pickled else "no weights"
+    raise InputError(
+        f"model {name!r}: {folder} has {found}; truthmap loads safetensors or GGUF. Convert the weights "
+        f"to safetensors, or set models.{name}.allow_pickle: true if you trust the file"
+    )
 
 
 def _ordinary_permissions(folder: Path) -> None:
@@ -225,12 +251,20 @@ def _convert_gguf(source: ModelSource, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def _describe(name: str, source: str, config_dir: Path, weights_dir: Path) -> ModelInfo:
+def _describe(name: str, source: str, config_dir: Path, weights_dir: Path, trust_remote_code: bool) -> ModelInfo:
     from transformers import AutoConfig, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(config_dir, trust_remote_code=False)
+    try:
+        config = AutoConfig.from_pretrained(config_dir, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(config_dir, trust_remote_code=trust_remote_code)
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise InputError(
+            f"model {name!r}: {config_dir} needs the Python code it ships to load; truthmap does not run it "
+            f"unless models.{name}.trust_remote_code is true ({err})"
+        ) from err
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    tokenizer = AutoTokenizer.from_pretrained(config_dir, trust_remote_code=False)
     return ModelInfo(
         name=name,
         source=source,
@@ -272,7 +306,7 @@ def load_tokenizer(model_dir: str | os.PathLike):
     from transformers import AutoTokenizer
 
     info = ModelInfo.read(model_dir)
-    return AutoTokenizer.from_pretrained(info.weights_dir, trust_remote_code=False)
+    return AutoTokenizer.from_pretrained(info.weights_dir, trust_remote_code=info.trust_remote_code)
 
 
 def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = "auto"):
@@ -285,8 +319,8 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = 
     model = AutoModelForCausalLM.from_pretrained(
         info.weights_dir,
         dtype=pick_dtype(dtype, dev),
-        trust_remote_code=False,
-        use_safetensors=True,
+        trust_remote_code=info.trust_remote_code,
+        use_safetensors=None if info.allow_pickle else True,
     )
     model.to(dev).eval()
     torch.set_grad_enabled(False)

@@ -8,6 +8,8 @@ checkpoint prepare_model:
     params:
         code=library_code("prepare_model.py"),
         source=get_model_source,
+        trust_remote_code=lambda w: config["models"][w.model].get("trust_remote_code", False),
+        allow_pickle=lambda w: config["models"][w.model].get("allow_pickle", False),
     log:
         "logs/prepare_model/{model}.log",
     benchmark:
