@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit e2e report stage-times clean clean-results
+.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit e2e report stage-times bench clean clean-results
 
 run: $(STAMP)
 	$(SNAKEMAKE)
@@ -42,6 +42,11 @@ dry-run: $(STAMP)
 
 stage-times: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.benchmarks benchmarks
+
+# Throughput and memory of every heavy stage vs the reference approach and the
+# hardware limit, measured in one run (about 3 minutes on 2 cores); figures in results/bench/.
+bench: $(STAMP)
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.bench
 
 # The virtualenv, rebuilt only when a requirements file changes.
 $(STAMP): requirements.txt requirements-models.txt

@@ -1,0 +1,66 @@
+"""The benchmark's own arithmetic and layout checks (its timings are printed by `make bench`, never asserted)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from truthmap.bench import (
+    DEFAULT_TOKENS,
+    computed_tokens,
+    extraction_workload,
+    forward_flops_per_token,
+    probe_job,
+    write_synthetic_shards,
+)
+from truthmap.probes import load_split_features
+from truthmap.files import read_tsv
+
+
+def test_forward_flops_count_every_matrix_product_twice(tiny_model):
+    import torch
+
+    model, _ = tiny_model
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert forward_flops_per_token(model.config, context=0) == 2 * linear
+    head = model.lm_head.weight.numel()
+    assert forward_flops_per_token(model.config, context=0, lm_head=False) == 2 * (linear - head)
+    one_layer = forward_flops_per_token(model.config, layers=1, context=10, lm_head=False)
+    assert one_layer == 2 * (linear - head) / 4 + 2 * 2 * 32 * 10  # scores and values over 10 tokens
+
+
+def test_computed_tokens_count_a_shared_prefix_once():
+    prefix = list(range(100, 112))
+    seqs = [prefix + [1, 2, 3], prefix + [4, 5], prefix + [6, 7, 8, 9]]
+    positions = np.array([[12, 14], [12, 13], [13, 15]])
+    assert computed_tokens(seqs, positions, batch_tokens=1000) == 12 + 3 + 2 + 4
+    assert computed_tokens(seqs, positions, batch_tokens=1) == sum(map(len, seqs))  # one per batch: no sharing
+
+
+def test_extraction_workload_positions_lie_inside_each_sequence(tiny_tokenizer):
+    work = extraction_workload(tiny_tokenizer, 20, has_chat_template=False)
+    assert len(work.seqs) == 20 and work.positions.shape == (20, len(DEFAULT_TOKENS))
+    for seq, pos in zip(work.seqs, work.positions, strict=True):
+        assert ((0 <= pos) & (pos < len(seq))).all()
+    assert work.tokens == sum(map(len, work.seqs))
+
+
+def test_a_probe_job_reads_each_cell_once(tmp_path):
+    shards, split = write_synthetic_shards(tmp_path, n=300, layers=2, tokens=DEFAULT_TOKENS, hidden=128, shards=3)
+    report = probe_job(str(split), shards, layer=1, out_dir=str(tmp_path), started=0.0)
+    assert report["cells"] == len(DEFAULT_TOKENS)
+    assert report["layer_bytes"] == 300 * len(DEFAULT_TOKENS) * 128 * 2
+    # reading the layer touches its own chunks and the small index datasets, nothing of layer 0
+    assert report["layer_bytes"] <= report["layer_bytes_read"] < 1.3 * report["layer_bytes"]
+    assert report["one_cell_bytes"] <= report["one_cell_bytes_read"] < 1.5 * report["one_cell_bytes"]
+    assert report["evaluate_s"] > 0 and len(list(tmp_path.glob("layer1_*.json"))) == len(DEFAULT_TOKENS)
+
+
+def test_synthetic_shards_carry_a_learnable_signal(tmp_path):
+    shards, split = write_synthetic_shards(tmp_path, n=400, layers=3, tokens=DEFAULT_TOKENS[:2], hidden=16, shards=2)
+    rows = read_tsv(split)
+    data = load_split_features(rows, shards, 1, list(DEFAULT_TOKENS[:2]))
+    assert data.X.shape == (400, 2, 16) and 0.2 < data.labels.mean() < 0.5
+    gap = data.X[data.labels == 1].astype(np.float32).mean(0) - data.X[data.labels == 0].astype(np.float32).mean(0)
+    assert np.linalg.norm(gap, axis=-1).min() > 0.5
+    assert sum(r["split"] == "test" for r in rows) == pytest.approx(80, abs=2)
