@@ -45,8 +45,9 @@ stage-times: $(STAMP)
 
 # Throughput and memory of every heavy stage vs the reference approach and the
 # hardware limit, measured in one run (about 3 minutes on 2 cores); figures in results/bench/.
+# Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--dtype bfloat16".
 bench: $(STAMP)
-	PYTHONPATH=scripts $(BIN)/python -m truthmap.bench
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.bench $(BENCH_ARGS)
 
 # The virtualenv, rebuilt only when a requirements file changes.
 $(STAMP): requirements.txt requirements-models.txt

@@ -19,7 +19,7 @@ ids, seqs, positions, labels = shard_inputs(
     read_tsv(snakemake.input.positions),
     tokens,
 )
-model, tokenizer = load_model(snakemake.input.model)
+model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
 log.info("%d examples, %d tokens, layers %s, site %s", len(ids), sum(map(len, seqs)), layers, cfg.site)
 extract_to_h5(
     model, snakemake.output[0], ids=ids, seqs=seqs, positions=positions, labels=labels,

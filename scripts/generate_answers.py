@@ -13,7 +13,7 @@ log = logs.setup(snakemake.log[0], "generate_answers")
 torch.set_num_threads(snakemake.threads)
 cfg = from_mapping(GenerationConfig, snakemake.params.generation, "generation")
 info = ModelInfo.read(snakemake.input.model)
-model, tokenizer = load_model(snakemake.input.model)
+model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
 log.info("model %s on %s", info.name, next(model.parameters()).device)
 questions = load_questions(snakemake.input.questions)
 records = answer_questions(

@@ -19,7 +19,7 @@ items = shard_items(load_questions(snakemake.input.questions), read_jsonl(snakem
 def extract(pairs):
     """Load the extractor only when some answer is incorrect."""
     info = ModelInfo.read(snakemake.input.extractor)
-    model, tokenizer = load_model(snakemake.input.extractor)
+    model, tokenizer = load_model(snakemake.input.extractor, dtype=snakemake.params.dtype)
     log.info("extracting %d short answers with %s", len(pairs), info.name)
     return extract_short_answers(
         pairs, model, tokenizer, cfg.max_new_tokens, cfg.batch_size, info.has_chat_template,

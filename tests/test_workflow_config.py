@@ -84,6 +84,7 @@ def schema_errors(config: dict) -> str:
     [
         (with_("models.SmolLM2-135M-Instruct.trust_remote_code", "yes"), "'yes' is not of type 'boolean'"),
         (with_("models.SmolLM2-135M-Instruct.allow_pickle", 1), "1 is not of type 'boolean'"),
+        (with_("models.SmolLM2-135M-Instruct.dtype", "fp8"), "'fp8' is not one of"),
         (with_("models.x; rm -rf ~", {"source": "embedded:smollm2-135m-instruct"}), "'x; rm -rf ~' does not match"),
         (with_("datasets.$(reboot)", {"source": "builtin"}), "'$(reboot)' does not match"),
         (with_("layers", [0, "1"]), "[0, '1'] is not valid under any of the given schemas"),

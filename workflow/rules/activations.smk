@@ -14,6 +14,7 @@ rule extract_activations:
         tokens=TOKENS,
         layers=config["layers"],
         activations=config["activations"],
+        dtype=get_dtype,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

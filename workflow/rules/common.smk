@@ -108,6 +108,14 @@ def get_generation(wildcards):
     )
 
 
+def get_dtype(wildcards):
+    return config["models"][wildcards.model].get("dtype", "auto")
+
+
+def get_extractor_dtype(wildcards):
+    return config["models"][extractor_of(wildcards.model)].get("dtype", "auto")
+
+
 def get_extractor_dir(wildcards):
     return f"resources/models/{extractor_of(wildcards.model)}"
 

@@ -12,6 +12,7 @@ rule score_p_true:
         code=library_code("score_p_true.py"),
         detectors=config["detectors"],
         probe=config["probe"],
+        dtype=get_dtype,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

@@ -10,6 +10,7 @@ rule generate_answers:
     params:
         code=library_code("generate_answers.py"),
         generation=get_generation,
+        dtype=get_dtype,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

@@ -11,6 +11,7 @@ rule label_answers:
     params:
         code=library_code("label_answers.py"),
         exact_answer=config["exact_answer"],
+        dtype=get_extractor_dtype,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,
