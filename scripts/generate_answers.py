@@ -18,7 +18,11 @@ log.info("model %s on %s", info.name, next(model.parameters()).device)
 questions = load_questions(snakemake.input.questions)
 records = answer_questions(
     questions, model, tokenizer, cfg, info.has_chat_template,
-    progress=logs.progress_logger(log, "generated"),
+    progress=logs.progress_logger(log, "generated"), max_positions=info.max_positions,
 )
+cut = [r["id"] for r in records if r["prompt_tokens_cut"]]
+if cut:
+    log.warning("%d prompts were longer than the model's context of %d tokens allows and lost their start "
+                "(prompt_tokens_cut in the generation records), e.g. %s", len(cut), info.max_positions, cut[:3])
 write_jsonl(snakemake.output[0], records)
 log.info("wrote %d answers", len(records))

@@ -112,3 +112,23 @@ def test_shared_prefix_decoding_matches_transformers_greedy(tiny_model):
                            max_new_tokens=6, batch_size=4)
     for prompt, gen in zip(prompts, ours):
         assert gen.gen_ids == _hf_greedy(model, tok, prompt, 6)
+
+
+def test_a_prompt_too_long_for_the_context_keeps_its_end_and_says_so(tiny_model):
+    from truthmap.files import InputError
+    from truthmap.generation import fit_context
+
+    assert fit_context(list(range(10)), None, 4) == (list(range(10)), 0)
+    assert fit_context(list(range(10)), 20, 4) == (list(range(10)), 0)
+    assert fit_context(list(range(10)), 12, 4) == (list(range(2, 10)), 2)
+    with pytest.raises(InputError, match="generation.max_new_tokens"):
+        fit_context([1, 2], 4, 4)
+    model, tok = tiny_model
+    long_question = " ".join(["Zürich İstanbul São Tomé"] * 60) + " What is 17 + 25?"
+    questions = [{"id": "long", "question": long_question, "aliases": ["42"]},
+                 {"id": "short", "question": PROMPTS[0], "aliases": ["x"]}]
+    records = answer_questions(questions, model, tok, GenerationConfig(max_new_tokens=4), True, max_positions=64)
+    long, short = records
+    assert long["prompt_tokens_cut"] > 0 and len(long["prompt_ids"]) == 60
+    assert long["prompt_ids"][-5:] == tok(long["prompt"], add_special_tokens=False)["input_ids"][-5:]
+    assert short["prompt_tokens_cut"] == 0

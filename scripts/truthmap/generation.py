@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from truthmap.config import GenerationConfig
+from truthmap.files import InputError
 
 FinishReason = Literal["eos", "stop", "length"]
 
@@ -169,6 +170,22 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> li
     ]
 
 
+def fit_context(prompt_ids: Sequence[int], max_positions: int | None, max_new_tokens: int) -> tuple[list[int], int]:
+    """(ids, tokens cut): a prompt that leaves no room for ``max_new_tokens`` in the
+    model's context keeps its end (the question and the turn to answer)."""
+    ids = list(prompt_ids)
+    if max_positions is None:
+        return ids, 0
+    room = max_positions - max_new_tokens
+    if room < 1:
+        raise InputError(
+            f"config key 'generation.max_new_tokens': {max_new_tokens} leaves no room for a prompt "
+            f"in the model's context of {max_positions} tokens"
+        )
+    cut = max(0, len(ids) - room)
+    return ids[cut:], cut
+
+
 def answer_questions(
     questions: Sequence[dict],
     model,
@@ -176,18 +193,22 @@ def answer_questions(
     cfg: GenerationConfig,
     has_chat_template: bool,
     progress: Callable[[int, int], None] | None = None,
+    max_positions: int | None = None,
 ) -> list[dict]:
     """Greedy answers to question records, as generation records (one per question).
 
     Each record keeps the exact prompt ids and generated ids fed to the model
-    later, the decoded text, and per-token log-probabilities and logits.
+    later, the decoded text, and per-token log-probabilities and logits. A
+    prompt too long for the model's context (``max_positions``) loses its
+    start; ``prompt_tokens_cut`` records how many tokens.
     """
     from truthmap.positions import decode
     from truthmap.prompts import answer_prompt_text, encode_prompt, resolve_style
 
     style = resolve_style(cfg.prompt_style, has_chat_template)
     texts = [answer_prompt_text(tokenizer, q, cfg, style) for q in questions]
-    prompt_ids = [encode_prompt(tokenizer, text, style) for text in texts]
+    fitted = [fit_context(encode_prompt(tokenizer, t, style), max_positions, cfg.max_new_tokens) for t in texts]
+    prompt_ids = [ids for ids, _ in fitted]
     eos = eos_ids(model, tokenizer)
     stops = newline_ids(tokenizer) - eos if style == "plain" else set()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
@@ -203,13 +224,14 @@ def answer_questions(
             "prompt_style": style,
             "prompt": text,
             "prompt_ids": ids,
+            "prompt_tokens_cut": cut,
             "gen_ids": out.gen_ids,
             "text": decode(tokenizer, out.gen_ids),
             "logprobs": out.logprobs,
             "logits": out.logits,
             "finish_reason": out.finish_reason,
         }
-        for q, text, ids, out in zip(questions, texts, prompt_ids, outs, strict=True)
+        for q, text, (ids, cut), out in zip(questions, texts, fitted, outs, strict=True)
     ]
 
 
