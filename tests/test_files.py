@@ -224,3 +224,15 @@ def test_read_tsv_missing_file(tmp_path):
 
 def test_input_error_is_a_value_error():
     assert issubclass(InputError, ValueError)
+
+
+def test_atomic_path_removes_what_a_killed_writer_left(tmp_path):
+    target = tmp_path / "0[1].h5"
+    left = tmp_path / ".0[1].h5.abc123.h5.tmp"
+    other = tmp_path / ".1.h5.abc123.h5.tmp"
+    left.write_bytes(b"half")
+    other.write_bytes(b"another output's")
+    with atomic_path(target, suffix=".h5.tmp") as tmp:
+        tmp.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole"
+    assert not left.exists() and other.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import json
 import math
 import os
@@ -28,9 +29,14 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
+    Temporary files that an earlier, killed writer of ``path`` left behind are
+    removed first (one job writes an output at a time).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*{glob.escape(suffix or '.tmp')}"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent
     )
