@@ -188,3 +188,26 @@ def test_chunks_split_the_rows_evenly():
         rows = chunk_rows(n)
         chunks = -(-n // rows)
         assert rows <= 256 and chunks * rows - n < chunks
+
+
+def test_values_beyond_float16_stop_the_write_with_layer_and_rows(tmp_path):
+    path = tmp_path / "shard.h5"
+    ids, labels, positions, blocks = make_data(4, 2)
+    blocks[2][3, 0, 0] = 1e6
+    with pytest.raises(ValueError, match=r"layer 2, rows \[3\]: hidden states are NaN or beyond the float16 range"):
+        with writer(path, ids, labels, positions, [0, 2], 2) as w:
+            w.write(np.arange(4), blocks)
+    assert not path.exists()
+
+
+def test_a_tampered_shard_is_refused_on_read(tmp_path):
+    path = tmp_path / "shard.h5"
+    write_all(path, n=6, hidden=4, layers=(0, 1), batches=(np.arange(6),))
+    with h5py.File(path, "r+") as f:
+        f["layers/0"][2, 1, 3] = np.nan
+        del f["layers/1"]
+        f["layers"].create_dataset("1", data=np.zeros((5, len(TOKENS), 4), dtype=np.float16))
+    with pytest.raises(InputError, match=r"layer 0 holds NaN or infinite values in rows \[2\]"):
+        read_layer(path, 0)
+    with pytest.raises(InputError, match=r"layer 1 has shape \(5, 3, 4\), expected \(6, 3, 4\)"):
+        read_layer(path, 1)

@@ -95,11 +95,21 @@ class ActivationWriter:
         )
 
     def write(self, rows: np.ndarray, blocks: dict[int, np.ndarray]) -> None:
-        """Store ``blocks[layer]`` (len(rows), P, H) at ``rows`` (any order)."""
+        """Store ``blocks[layer]`` (len(rows), P, H) at ``rows`` (any order).
+
+        A value that is not finite in float16 (NaN, or beyond +-65504) stops the
+        write with the layer and the rows: a probe could not use it.
+        """
         order = np.argsort(rows)
         sorted_rows = np.asarray(rows)[order]
         for layer, block in blocks.items():
-            self._file["layers"][str(layer)][sorted_rows] = block[order].astype(np.float16)
+            with np.errstate(over="ignore"):  # an overflow becomes inf, reported just below
+                half = block[order].astype(np.float16)
+            if not np.isfinite(half).all():
+                bad = sorted_rows[~np.isfinite(half.reshape(len(half), -1)).all(axis=1)]
+                raise ValueError(f"{self.path}: layer {layer}, rows {bad[:5].tolist()}: hidden states are NaN "
+                                 "or beyond the float16 range")
+            self._file["layers"][str(layer)][sorted_rows] = half
 
     def close(self) -> None:
         """Mark the file complete and move it into place."""
@@ -154,14 +164,26 @@ def read_meta(path: str | os.PathLike) -> ShardMeta:
 
 
 def read_layer(path: str | os.PathLike, layer: int, token_index: int | None = None) -> np.ndarray:
-    """A layer's block (N, P, H), or one token's slice (N, H), as float16."""
+    """A layer's block (N, P, H), or one token's slice (N, H), as float16.
+
+    The block must have the shard's shape and hold only finite numbers.
+    """
     path = Path(path)
     with _open(path) as f:
         key = f"layers/{layer}"
         if key not in f:
             raise InputError(f"{path}: layer {layer} was not extracted (have {list(f['layers'])})")
         dset = f[key]
-        return dset[:] if token_index is None else dset[:, token_index, :]
+        expected = (len(f["ids"]), len(f.attrs["tokens"]), int(f.attrs["hidden_size"]))
+        if dset.shape != expected:
+            raise InputError(f"{path}: layer {layer} has shape {dset.shape}, expected {expected} "
+                             "(ids x tokens x hidden size)")
+        block = dset[:] if token_index is None else dset[:, token_index, :]
+    if not np.isfinite(block).all():
+        rows = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))
+        raise InputError(f"{path}: layer {layer} holds NaN or infinite values in rows {rows[:5].tolist()} "
+                         "(a hidden state beyond the float16 range?)")
+    return block
 
 
 def _open(path: Path) -> h5py.File:
