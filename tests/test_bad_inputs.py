@@ -1,0 +1,70 @@
+"""Bad dataset files through the real workflow: one clear error each, a non-zero exit, nothing lost.
+
+One Snakemake run builds a good dataset; a second run, with five broken
+datasets beside it and --keep-going, must fail, give each broken dataset's
+job an error naming its file and row (or option), and leave the good
+dataset's output exactly as it was.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+BAD_FILES = {
+    "empty": (b"", "empty.jsonl: no questions"),
+    "no_question": (b'{"id": "a", "question": "Q?", "answer": "x"}\n{"id": "b", "answer": "y"}\n',
+                    "no_question.jsonl, row 2: field 'question': missing"),
+    "duplicate_ids": (b'{"id": "a", "question": "Q1?", "answer": "x"}\n{"id": "a", "question": "Q2?", "answer": "y"}\n',
+                      "duplicate_ids.jsonl, row 2: field 'id': duplicate id 'a': row 1 has it too"),
+    "latin1": (b'{"id": "a", "question": "Caf\xe9?", "answer": "x"}\n',
+               "latin1.jsonl, row 1: not valid UTF-8 (byte 0xe9 at offset 28)"),
+    "not_json": (b'{"id": "a", "question": "Q?", "answer": "x"}\n{"id": "b", "question": \n',
+                 "not_json.jsonl, row 2: not valid JSON"),
+}
+COLUMNS = {"question": "question", "answer": "answer", "id": "id"}
+
+
+def run(wd: Path, *targets: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
+           "--configfile", str(wd / "config.yaml"), "--cores", "2", "--keep-going", *targets]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("bad_inputs")
+    datasets = {"good": {"source": "builtin", "limit": 8}}
+    for name, (data, _) in BAD_FILES.items():
+        (wd / f"{name}.jsonl").write_bytes(data)
+        datasets[name] = {"source": str(wd / f"{name}.jsonl"), "format": "jsonl", "columns": COLUMNS}
+    (wd / "config.yaml").write_text(yaml.safe_dump({"datasets": datasets, "shards": 2}))
+    target = "results/datasets/good/questions.jsonl"
+    good = wd / target
+    first = run(wd, target)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = (good.read_bytes(), good.stat().st_mtime_ns)
+    done = run(wd, target, *(f"results/datasets/{name}/questions.jsonl" for name in BAD_FILES))
+    return {"dir": wd, "done": done, "good": good, "before": before}
+
+
+def test_the_run_fails(bad_run):
+    assert bad_run["done"].returncode != 0
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_each_bad_file_gets_its_own_error_naming_file_and_row(bad_run, name):
+    log = (bad_run["dir"] / "logs" / "build_dataset" / f"{name}.log").read_text(encoding="utf-8")
+    assert BAD_FILES[name][1] in log, log[-2000:]
+    assert not (bad_run["dir"] / "results" / "datasets" / name / "questions.jsonl").exists()
+
+
+def test_nothing_already_computed_is_lost(bad_run):
+    good = bad_run["good"]
+    assert (good.read_bytes(), good.stat().st_mtime_ns) == bad_run["before"]
