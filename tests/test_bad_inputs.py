@@ -1,6 +1,6 @@
 """Bad dataset files through the real workflow: one clear error each, a non-zero exit, nothing lost.
 
-One Snakemake run builds a good dataset; a second run, with five broken
+One Snakemake run builds a good dataset; a second run, with six broken
 datasets beside it and --keep-going, must fail, give each broken dataset's
 job an error naming its file and row (or option), and leave the good
 dataset's output exactly as it was.
@@ -21,6 +21,8 @@ BAD_FILES = {
     "empty": (b"", "empty.jsonl: no questions"),
     "no_question": (b'{"id": "a", "question": "Q?", "answer": "x"}\n{"id": "b", "answer": "y"}\n',
                     "no_question.jsonl, row 2: field 'question': missing"),
+    "no_answer": (b'{"id": "a", "question": "Q?", "answer": "x"}\n{"id": "b", "question": "R?"}\n',
+                  "no_answer.jsonl, row 2: field 'answer': missing"),
     "duplicate_ids": (b'{"id": "a", "question": "Q1?", "answer": "x"}\n{"id": "a", "question": "Q2?", "answer": "y"}\n',
                       "duplicate_ids.jsonl, row 2: field 'id': duplicate id 'a': row 1 has it too"),
     "latin1": (b'{"id": "a", "question": "Caf\xe9?", "answer": "x"}\n',
