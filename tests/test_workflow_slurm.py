@@ -6,6 +6,11 @@ the model rules' `gpu: 1` requests are scheduled for real. Needs root and apt;
 skipped, with the reason, elsewhere. One model job is cancelled (scancel) while
 it runs: the profile's retries must resubmit it and the run must complete with
 outputs identical to the local run's.
+
+The run starts from the local run's prepared model, dataset shards, answers
+and labels (time: two fewer levels of model jobs; generate and label jobs ask
+for the same GPU resources as the extraction jobs submitted here, and the kill
+test already runs the whole pipeline a second time).
 """
 
 from __future__ import annotations
@@ -29,15 +34,15 @@ STOP = REPO / "tests" / "slurm" / "stop-cluster.sh"
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
 KILLED_RULE = "extract_activations"
-# Submitted to the cluster; the rest are the Snakefile's localrules (and the
-# prepared model, copied from the local run: converting it again proves nothing).
+# Submitted to the cluster; the rest are the Snakefile's localrules, or copied
+# from the local run (COPIED below).
 CLUSTER_RULES = {
-    "generate_answers": 2, "label_answers": 2, "extract_activations": 2,
+    "extract_activations": 2,
     # probes_train_probes: the one group job of every train_probes job
     "probes_train_probes": 1, "compare_detectors": 1, "generalise_datasets": 1, "generalise_domains": 1,
 }
+COPIED = ["resources", "results/datasets/builtin", *(str(RESULTS / d) for d in ("generations", "labels"))]
 SAME_AS_LOCAL = [
-    "generations/000.jsonl", "generations/001.jsonl", "labels/000.jsonl", "labels/001.jsonl",
     "positions/000.tsv", "positions/001.tsv", "probes/split.tsv", "probes/selection.json", "auc.tsv",
     "generalisation_domains.tsv",
 ]
@@ -89,10 +94,12 @@ def slurm_run(cluster, workdir, tmp_path_factory):
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config.setdefault("detectors", {})["p_true"] = False
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
-    shutil.copytree(workdir / "resources", wd / "resources", symlinks=True)
+    for path in COPIED:  # copies keep their times: nothing downstream looks older than its input
+        shutil.copytree(workdir / path, wd / path, symlinks=True)
     cmd = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
         "--configfile", str(wd / "config.yaml"), "--workflow-profile", str(REPO / "workflow/profiles/slurm"),
+        "--slurm-init-seconds-before-status-checks", "2",  # the first look at a job comes sooner
     ]
     started = time.monotonic()
     log_path = wd / "snakemake.out"
