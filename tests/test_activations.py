@@ -164,3 +164,24 @@ def test_shard_inputs_align_by_id():
         shard_inputs(gens, labels, [{"id": "b", "last_q": "5", "-1": "1"}, rows[1]], ["last_q", "-1"])
     with pytest.raises(ValueError, match="'a'"):
         shard_inputs(gens, labels[:1], rows, ["last_q", "-1"])
+
+
+def test_a_shared_prefix_works_with_sliding_window_layers():
+    """Gemma 3 mixes sliding-window and global attention layers: the reused cache must too."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=4, max_position_embeddings=128,
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    capture = PositionCapture(model, [1, 3], "residual")
+    body = decoder_body(model)
+    try:
+        shared = extract_batch(body, capture, SHARED, SHARED_POSITIONS, 0, torch.device("cpu"))
+        plain = extract_batch(body, capture, SHARED, SHARED_POSITIONS, 0, torch.device("cpu"), share_prefix=False)
+    finally:
+        capture.remove()
+    for layer in (1, 3):
+        np.testing.assert_allclose(shared[layer].astype(np.float32), plain[layer].astype(np.float32), atol=3e-3)
