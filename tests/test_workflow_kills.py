@@ -46,10 +46,13 @@ def started(wd: Path, rule: str) -> bool:
 
 
 def kill_inside(wd: Path, rule: str, most: float, rng: random.Random) -> dict:
-    """Run the workflow; SIGKILL it and its jobs a random moment after ``rule`` starts."""
-    subprocess.run(command(wd, "--unlock"), capture_output=True, check=True, timeout=120)
+    """Run the workflow; SIGKILL it and its jobs a random moment after ``rule`` starts.
+
+    A killed Snakemake leaves its lock behind; these runs ignore it (--nolock),
+    the last one removes it with --unlock as a user would.
+    """
     with (wd / f"killed-in-{rule}.out").open("w") as out:
-        run = subprocess.Popen(command(wd, *TARGETS), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        run = subprocess.Popen(command(wd, "--nolock", *TARGETS), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 600
         while run.poll() is None and not started(wd, rule) and time.monotonic() < deadline:
             time.sleep(0.05)
