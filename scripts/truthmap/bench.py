@@ -306,7 +306,7 @@ def probe_job(split_path: str, shard_paths: Sequence[str], layer: int, out_dir: 
     from truthmap.config import ProbeConfig
     from truthmap.files import read_tsv, write_json
     from truthmap.h5io import read_layer, read_meta
-    from truthmap.probes import evaluate_cell, load_split_features
+    from truthmap.probes import load_split_features, probe_layer
 
     after_import = time.time()
     cfg = ProbeConfig()
@@ -316,20 +316,18 @@ def probe_job(split_path: str, shard_paths: Sequence[str], layer: int, out_dir: 
     data = load_split_features(rows, list(shard_paths), layer, tokens)
     layer_read = _bytes_read() - read_before
     after_read = time.time()
-    fit = evaluate = 0.0
-    for p, token in enumerate(tokens):
-        start = time.perf_counter()
-        result = evaluate_cell(layer, token, data.X[:, p], data.labels, data.is_test, 0, cfg, data.ids)
-        evaluate += time.perf_counter() - start
-        fit += result.fit_seconds
-        write_json(Path(out_dir) / f"layer{layer}_{token}.json", result.to_dict())
+    start = time.perf_counter()
+    results = probe_layer(layer, tokens, data, cfg)
+    evaluate = time.perf_counter() - start
+    for result in results:
+        write_json(Path(out_dir) / f"layer{layer}_{result.token}.json", result.to_dict())
     done = time.time()
     read_before = _bytes_read()
     one_cell = read_layer(shard_paths[0], layer, 0)
     cell_read = _bytes_read() - read_before
     return {
         "layer": layer, "start_s": imported - started, "import_s": after_import - imported,
-        "read_s": after_read - after_import, "evaluate_s": evaluate, "fit_s": fit,
+        "read_s": after_read - after_import, "evaluate_s": evaluate, "fit_s": sum(r.fit_seconds for r in results),
         "rest_s": done - after_read - evaluate, "layer_bytes_read": layer_read,
         "layer_bytes": int(data.X.nbytes), "cells": len(tokens),
         "one_cell_bytes_read": cell_read, "one_cell_bytes": int(one_cell.nbytes),

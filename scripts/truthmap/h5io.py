@@ -105,8 +105,8 @@ class ActivationWriter:
         for layer, block in blocks.items():
             with np.errstate(over="ignore"):  # an overflow becomes inf, reported just below
                 half = block[order].astype(np.float16)
-            if not np.isfinite(half).all():
-                bad = sorted_rows[~np.isfinite(half.reshape(len(half), -1)).all(axis=1)]
+            bad = sorted_rows[nonfinite_rows(half)]
+            if bad.size:
                 raise ValueError(f"{self.path}: layer {layer}, rows {bad[:5].tolist()}: hidden states are NaN "
                                  "or beyond the float16 range")
             self._file["layers"][str(layer)][sorted_rows] = half
@@ -141,6 +141,11 @@ def chunk_rows(n: int, most: int = CHUNK_ROWS) -> int:
         return 1
     chunks = -(-n // most)
     return -(-n // chunks)
+
+
+def nonfinite_rows(block: np.ndarray) -> np.ndarray:
+    """Which rows (first axis) of ``block`` hold a NaN or an infinity."""
+    return ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
 
 
 def read_meta(path: str | os.PathLike) -> ShardMeta:
@@ -179,8 +184,8 @@ def read_layer(path: str | os.PathLike, layer: int, token_index: int | None = No
             raise InputError(f"{path}: layer {layer} has shape {dset.shape}, expected {expected} "
                              "(ids x tokens x hidden size)")
         block = dset[:] if token_index is None else dset[:, token_index, :]
-    if not np.isfinite(block).all():
-        rows = np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))
+    rows = np.flatnonzero(nonfinite_rows(block))
+    if rows.size:
         raise InputError(f"{path}: layer {layer} holds NaN or infinite values in rows {rows[:5].tolist()} "
                          "(a hidden state beyond the float16 range?)")
     return block

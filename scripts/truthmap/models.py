@@ -197,8 +197,7 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike, *, trust_r
         else:
             weights_dir = resolved.path
             info_dir = resolved.path
-        info = replace(_describe(name, source, info_dir, weights_dir, trust_remote_code),
-                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        info = _describe(name, source, info_dir, weights_dir, trust_remote_code, allow_pickle)
         write_json(tmp / MANIFEST, asdict(info))
         _ordinary_permissions(tmp)
         if out_dir.exists():
@@ -251,7 +250,8 @@ def _convert_gguf(source: ModelSource, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def _describe(name: str, source: str, config_dir: Path, weights_dir: Path, trust_remote_code: bool) -> ModelInfo:
+def _describe(name: str, source: str, config_dir: Path, weights_dir: Path, trust_remote_code: bool,
+              allow_pickle: bool) -> ModelInfo:
     from transformers import AutoConfig, AutoTokenizer
 
     try:
@@ -274,6 +274,8 @@ def _describe(name: str, source: str, config_dir: Path, weights_dir: Path, trust
         hidden_size=int(text_config.hidden_size),
         has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
         max_positions=getattr(text_config, "max_position_embeddings", None),
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
     )
 
 
