@@ -124,13 +124,18 @@ def smollm_tokenizer():
 # per session and shared by the end-to-end tests.
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str, profile: str = "default",
-              timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [
+def snakemake_command(workdir: Path, configfile: Path, *args: str, profile: str = "default") -> list[str]:
+    """The command line of the workflow in ``workdir`` with a workflow profile."""
+    return [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir), "--configfile", str(configfile),
         "--workflow-profile", str(REPO / "workflow" / "profiles" / profile), *args,
     ]
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str, profile: str = "default",
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = snakemake_command(workdir, configfile, *args, profile=profile)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 

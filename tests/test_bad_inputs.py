@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import snakemake
 
 BAD_FILES = {
     "empty": (b"", "empty.jsonl: no questions"),
@@ -36,9 +35,7 @@ ONE_QUESTION = b'{"id": "a", "question": "Q?", "answer": "x"}\n'  # and shards: 
 
 
 def run(wd: Path, *targets: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
-           "--configfile", str(wd / "config.yaml"), "--cores", "2", "--keep-going", *targets]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return snakemake(wd, wd / "config.yaml", "--keep-going", *targets, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,12 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import snakemake_command
 
 pytestmark = pytest.mark.e2e
 
@@ -33,11 +32,7 @@ KILLS = [("generate_answers", 6.0), ("extract_activations", 3.0), ("train_probes
 
 
 def command(wd: Path, *args: str) -> list[str]:
-    return [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
-        "--configfile", str(wd / "config.yaml"), "--workflow-profile", str(REPO / "workflow/profiles/default"),
-        *args,
-    ]
+    return snakemake_command(wd, wd / "config.yaml", *args)
 
 
 def started(wd: Path, rule: str) -> bool:

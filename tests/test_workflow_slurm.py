@@ -19,13 +19,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, planned_jobs, snakemake
+from conftest import REPO, planned_jobs, snakemake, snakemake_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -96,11 +95,8 @@ def slurm_run(cluster, workdir, tmp_path_factory):
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
     for path in COPIED:  # copies keep their times: nothing downstream looks older than its input
         shutil.copytree(workdir / path, wd / path, symlinks=True)
-    cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd),
-        "--configfile", str(wd / "config.yaml"), "--workflow-profile", str(REPO / "workflow/profiles/slurm"),
-        "--slurm-init-seconds-before-status-checks", "2",  # the first look at a job comes sooner
-    ]
+    cmd = snakemake_command(wd, wd / "config.yaml", "--slurm-init-seconds-before-status-checks", "2",
+                            profile="slurm")  # the first look at a job comes sooner
     started = time.monotonic()
     log_path = wd / "snakemake.out"
     with log_path.open("w") as log:
