@@ -1,8 +1,8 @@
-"""Tests for truthmap.probes: AUC and its bootstrap interval, the shared split, per-cell probes.
+"""Tests for truthmap.probes: the shared split, per-cell probes.
 
 References are independent of the module: scikit-learn's ``roc_auc_score``, a
-pairwise Mann-Whitney count, a manual scikit-learn fit on the training rows, and
-class counts written out by hand.
+manual scikit-learn fit on the training rows, and class counts written out by hand.
+The AUC and its bootstrap interval are tested in test_stats.py.
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ from truthmap.probes import (
     SPLIT_COLUMNS,
     CellResult,
     assign_splits,
-    bootstrap_auc,
     evaluate_cell,
     make_split,
     SplitFeatures,
     probe_layer,
-    rankdata,
-    roc_auc,
     split_table,
     train_layer,
 )
@@ -51,105 +48,9 @@ def separable(n: int, hidden: int, seed: int, shift: float = 4.0) -> tuple[np.nd
     return X, y
 
 
-def pairwise_auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """AUC as P(pos > neg) + P(pos == neg) / 2, over the last axis (batched)."""
-    diff = pos[..., :, None] - neg[..., None, :]
-    return ((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
-
-
 def n_test_of(n: int, fraction: float) -> int:
     """scikit-learn's test-set size for a float ``test_size``."""
     return math.ceil(fraction * n)
-
-
-# --------------------------------------------------------------------------- roc_auc
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_roc_auc_matches_sklearn_on_random_data(seed):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, size=57)
-    scores = rng.normal(size=57) + 0.7 * y
-    assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_roc_auc_matches_sklearn_with_ties(seed):
-    rng = np.random.default_rng(100 + seed)
-    y = rng.integers(0, 2, size=80)
-    scores = rng.integers(0, 4, size=80).astype(float)  # many ties, within and across classes
-    assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
-
-
-def test_roc_auc_all_tied_is_one_half():
-    assert roc_auc(np.array([0, 1, 0, 1]), np.zeros(4)) == pytest.approx(0.5)
-
-
-def test_roc_auc_extremes():
-    y = np.array([0, 0, 1, 1])
-    assert roc_auc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
-    assert roc_auc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
-
-
-@pytest.mark.parametrize("y", [np.zeros(5, int), np.ones(5, int), np.array([], int)])
-def test_roc_auc_single_class_is_nan(y):
-    assert math.isnan(roc_auc(y, np.arange(len(y), dtype=float)))
-
-
-# --------------------------------------------------------------------------- bootstrap_auc
-
-
-def noisy_scores(n: int, seed: int, signal: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = np.tile([0, 1], n // 2)
-    return y, rng.normal(size=n) + signal * y
-
-
-def test_bootstrap_auc_is_deterministic_for_a_seed():
-    y, s = noisy_scores(60, seed=1)
-    assert bootstrap_auc(y, s, 500, 0.95, seed=3) == bootstrap_auc(y, s, 500, 0.95, seed=3)
-    assert bootstrap_auc(y, s, 500, 0.95, seed=3) != bootstrap_auc(y, s, 500, 0.95, seed=4)
-
-
-def test_bootstrap_auc_brackets_the_point_estimate():
-    y, s = noisy_scores(120, seed=2)
-    low, high = bootstrap_auc(y, s, 1000, 0.95, seed=0)
-    assert low < roc_auc(y, s) < high
-    assert 0.0 <= low < high <= 1.0
-
-
-def test_bootstrap_auc_agrees_with_an_independent_stratified_bootstrap():
-    y, s = noisy_scores(60, seed=5)
-    pos, neg = s[y == 1], s[y == 0]
-    rng = np.random.default_rng(12345)  # a different stream: agreement is statistical
-    n_boot = 4000
-    ref = pairwise_auc(
-        pos[rng.integers(0, len(pos), size=(n_boot, len(pos)))],
-        neg[rng.integers(0, len(neg), size=(n_boot, len(neg)))],
-    )
-    ref_low, ref_high = np.quantile(ref, [0.05, 0.95])
-    low, high = bootstrap_auc(y, s, n_boot, 0.90, seed=0)
-    assert low == pytest.approx(ref_low, abs=0.02)
-    assert high == pytest.approx(ref_high, abs=0.02)
-
-
-def test_bootstrap_auc_is_narrower_with_more_data():
-    small = bootstrap_auc(*noisy_scores(40, seed=7), 1000, 0.95, seed=0)
-    large = bootstrap_auc(*noisy_scores(800, seed=7), 1000, 0.95, seed=0)
-    assert large[1] - large[0] < 0.5 * (small[1] - small[0])
-
-
-def test_bootstrap_auc_is_narrower_at_a_lower_level():
-    y, s = noisy_scores(100, seed=8)
-    wide = bootstrap_auc(y, s, 1000, 0.95, seed=0)
-    narrow = bootstrap_auc(y, s, 1000, 0.50, seed=0)
-    assert wide[0] <= narrow[0] < narrow[1] <= wide[1]
-
-
-@pytest.mark.parametrize("y", [np.zeros(6, int), np.ones(6, int)])
-def test_bootstrap_auc_single_class_is_nan(y):
-    low, high = bootstrap_auc(y, np.arange(6.0), 100, 0.95, seed=0)
-    assert math.isnan(low) and math.isnan(high)
 
 
 # --------------------------------------------------------------------------- make_split
@@ -683,13 +584,3 @@ def test_cross_validated_auc_and_test_scores():
     r = evaluate_cell(0, "-1", X, y, is_test, 0, config(), ids)
     assert r.test_ids == [ids[i] for i in np.flatnonzero(is_test)]
     assert roc_auc_score(y[is_test], r.test_scores) == pytest.approx(r.auc)
-
-
-@pytest.mark.parametrize("shape, levels", [((7,), 3), ((1,), 1), ((40, 25), 4), ((6, 300), 1000), ((5, 9), 1)])
-def test_rankdata_matches_scipy(shape, levels):
-    from scipy.stats import rankdata as scipy_rankdata
-
-    values = np.random.default_rng(sum(shape)).integers(0, levels, size=shape).astype(float)
-    np.testing.assert_array_equal(rankdata(values, axis=-1), scipy_rankdata(values, axis=-1))
-    if values.ndim == 2:
-        np.testing.assert_array_equal(rankdata(values, axis=0), scipy_rankdata(values, axis=0))

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from truthmap.config import EXACT_TOKENS, TOKEN_NAMES, ProbeConfig
-from truthmap.probes import bootstrap_auc, paired_bootstrap_pvalue, roc_auc
+from truthmap.stats import bootstrap_auc, paired_bootstrap_pvalue, roc_auc
 
 AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "mean": lambda v: float(np.mean(v)),

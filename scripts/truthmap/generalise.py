@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from truthmap.config import ProbeConfig
-from truthmap.probes import bootstrap_auc, cell_rows, class_shortfall, load_split_features, make_probe, roc_auc
+from truthmap.probes import cell_rows, class_shortfall, load_split_features, make_probe
+from truthmap.stats import bootstrap_auc, roc_auc
 
 GENERALISATION_COLUMNS = (
     "train", "test", "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_train_wrong",

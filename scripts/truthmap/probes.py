@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from truthmap.config import ProbeConfig
+from truthmap.stats import bootstrap_auc, roc_auc
 
 
 @dataclass(frozen=True)
@@ -49,95 +50,6 @@ def make_split(ids: list[str], labels: np.ndarray, test_fraction: float, seed: i
         )
         is_test[test_idx] = True
     return Split(ids=ids_sorted, labels=y, is_test=is_test, stratified=stratify)
-
-
-def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney U with mid-ranks for ties); NaN when a class is absent."""
-    y = np.asarray(y).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def rankdata(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Ranks 1..n along ``axis``, tied values sharing their mean rank (``scipy.stats.rankdata``).
-
-    Numpy alone: importing scipy.stats costs ~0.7 s, paid by every probe job.
-    """
-    a = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
-    flat = a.reshape(-1, a.shape[-1])
-    n = flat.shape[1]
-    order = np.argsort(flat, axis=1, kind="stable")
-    ordered = np.take_along_axis(flat, order, axis=1)
-    starts = np.ones(ordered.shape, dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    ends = np.ones(ordered.shape, dtype=bool)
-    ends[:, :-1] = starts[:, 1:]
-    index = np.broadcast_to(np.arange(n), ordered.shape)
-    first = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends, index, n - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty(ordered.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
-    return np.moveaxis(ranks.reshape(a.shape), -1, axis)
-
-
-def stratified_resamples(y: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap row indices (n_boot, n_pos) of the positives and (n_boot, n_neg) of the negatives.
-
-    Positives and negatives are resampled separately, so every resample keeps
-    the class counts (and a defined AUC). Several methods scored on the same
-    rows can share one draw: that makes a paired comparison.
-    """
-    y = np.asarray(y).astype(bool)
-    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
-    rng = np.random.default_rng(seed)
-    return (
-        pos[rng.integers(0, len(pos), size=(n_boot, len(pos)))],
-        neg[rng.integers(0, len(neg), size=(n_boot, len(neg)))],
-    )
-
-
-def resampled_aucs(scores: np.ndarray, resamples: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The AUC of ``scores`` on every resample (vectorised mid-rank Mann-Whitney)."""
-    scores = np.asarray(scores, dtype=float)
-    boot_pos, boot_neg = resamples
-    n_pos, n_neg = boot_pos.shape[1], boot_neg.shape[1]
-    ranks = rankdata(np.concatenate([scores[boot_pos], scores[boot_neg]], axis=1), axis=1)
-    return (ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def bootstrap_auc(
-    y: np.ndarray, scores: np.ndarray, n_boot: int, level: float, seed: int
-) -> tuple[float, float]:
-    """Percentile interval of the AUC over stratified bootstrap resamples of the test set."""
-    y = np.asarray(y).astype(bool)
-    if y.all() or not y.any():
-        return float("nan"), float("nan")
-    aucs = resampled_aucs(scores, stratified_resamples(y, n_boot, seed))
-    alpha = (1 - level) / 2
-    low, high = np.quantile(aucs, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
-def paired_bootstrap_pvalue(
-    y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int, seed: int
-) -> float:
-    """Two-sided p-value of AUC(a) = AUC(b) on the same rows, by a paired stratified bootstrap.
-
-    Both methods are scored on the same resamples; the p-value is twice the
-    smaller share of resamples on either side of zero difference (with the
-    usual +1 correction), capped at 1.
-    """
-    y = np.asarray(y).astype(bool)
-    if y.all() or not y.any():
-        return float("nan")
-    resamples = stratified_resamples(y, n_boot, seed)
-    diff = resampled_aucs(scores_a, resamples) - resampled_aucs(scores_b, resamples)
-    below = (1 + np.sum(diff <= 0)) / (n_boot + 1)
-    above = (1 + np.sum(diff >= 0)) / (n_boot + 1)
-    return float(min(1.0, 2 * min(below, above)))
 
 
 def make_probe(cfg: ProbeConfig) -> Pipeline:
