@@ -122,3 +122,18 @@ def test_rankdata_matches_scipy(shape, levels):
     np.testing.assert_array_equal(rankdata(values, axis=-1), scipy_rankdata(values, axis=-1))
     if values.ndim == 2:
         np.testing.assert_array_equal(rankdata(values, axis=0), scipy_rankdata(values, axis=0))
+
+
+def test_stats_imports_neither_scikit_learn_nor_scipy():
+    """Every probe, detector and generalisation job imports it: it must stay light."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, truthmap.stats; "
+        "sys.exit('sklearn' in sys.modules or 'scipy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": "scripts", "PATH": ""},
+                          cwd=__file__.rsplit("/tests/", 1)[0])
+    assert done.returncode == 0, done.stderr
