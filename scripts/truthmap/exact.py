@@ -3,7 +3,7 @@
 Two tasks:
 
 - ``qa`` (open answers). Correct when a gold alias matches (see
-  :mod:`truthmap.labels`); the exact answer is the matched span. For an
+  :mod:`truthmap.matching`); the exact answer is the matched span. For an
   incorrect answer an instruct model is prompted (few-shot) to copy the short
   answer out of the long one, or to say NO ANSWER; its reply is accepted only
   if it occurs in the generated text and is short.
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-from truthmap.labels import find_span, match_alias
+from truthmap.matching import find_span, match_alias
 from truthmap.prompts import parse_extraction
 
 Method = Literal["text", "number", "choice", "extracted", "none"]

@@ -1,4 +1,4 @@
-"""Tests for truthmap.labels: normalisation offsets, alias matching, numbers and find_span."""
+"""Tests for truthmap.matching: normalisation offsets, alias matching, numbers and find_span."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from truthmap.labels import (
+from truthmap.matching import (
     AliasMatch,
     find_numbers,
     find_span,
@@ -409,7 +409,7 @@ def test_find_span_exact_search_is_a_plain_substring_search() -> None:
 
 def test_module_imports_no_heavy_packages() -> None:
     code = (
-        "import sys, truthmap.labels; "
+        "import sys, truthmap.matching; "
         "print(sorted({'torch', 'transformers', 'snakemake'} & set(sys.modules)))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "scripts")}

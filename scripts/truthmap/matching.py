@@ -1,4 +1,4 @@
-"""Label free-text answers: is the answer correct, and where is its short answer?
+"""Match free-text answers against gold aliases: does one occur, and where is the match?
 
 An answer is correct when one of the gold aliases occurs in it:
 
