@@ -5,7 +5,7 @@ import torch
 from truthmap import logs
 from truthmap.config import ExactAnswerConfig, from_mapping
 from truthmap.datasets import load_questions
-from truthmap.exact import label_shard, shard_items
+from truthmap.labels import label_shard, shard_items
 from truthmap.files import read_jsonl, write_jsonl
 from truthmap.generation import extract_short_answers
 from truthmap.models import ModelInfo, load_model

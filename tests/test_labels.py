@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from truthmap.exact import Item, apply_extraction, label_by_alias, label_by_choice, label_shard
+from truthmap.labels import Item, apply_extraction, label_by_alias, label_by_choice, label_shard
 from truthmap.prompts import (
     EXTRACTION_SHOTS,
     NO_ANSWER,
@@ -105,7 +105,7 @@ def test_resolve_style():
 def test_shard_items_join_by_id_and_name_strays():
     import pytest
 
-    from truthmap.exact import shard_items
+    from truthmap.labels import shard_items
 
     questions = [{"id": "a", "question": "qa", "aliases": ["x"]}, {"id": "b", "question": "qb", "aliases": ["y"]}]
     gens = [{"id": "b", "question": "qb", "text": "tb"}]
