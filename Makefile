@@ -41,7 +41,7 @@ dry-run: $(STAMP)
 	$(SNAKEMAKE) --dry-run
 
 stage-times: $(STAMP)
-	PYTHONPATH=scripts $(BIN)/python -m truthmap.benchmarks benchmarks
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.stage_times benchmarks
 
 # Throughput and memory of every heavy stage vs the reference approach and the
 # hardware limit, measured in one run (about 3 minutes on 2 cores); figures in results/bench/.

@@ -1,4 +1,4 @@
-"""Tests for truthmap.results (the AUC table and the run summary) and truthmap.benchmarks."""
+"""Tests for truthmap.results (the AUC table and the run summary) and truthmap.stage_times."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import math
 
 import pytest
 
-from truthmap import benchmarks
-from truthmap.benchmarks import stage_times
 from truthmap.files import InputError, write_json
 from truthmap.results import (
     AUC_COLUMNS,
@@ -17,6 +15,8 @@ from truthmap.results import (
     reason_kind,
     run_summary,
 )
+from truthmap.stage_times import main as stage_times_main
+from truthmap.stage_times import stage_times
 
 
 def cell(layer: int, token: str, auc: float = 0.7, **extra) -> dict:
@@ -202,7 +202,7 @@ def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
     assert "optimistic" in s["best_cells_note"]
 
 
-# --------------------------------------------------------------------------- benchmarks
+# --------------------------------------------------------------------------- stage_times
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -240,10 +240,10 @@ def test_stage_times_of_an_empty_folder(tmp_path):
     assert stage_times(tmp_path) == []
 
 
-def test_benchmarks_main_prints_a_table(tmp_path, capsys):
+def test_stage_times_main_prints_a_table(tmp_path, capsys):
     bench(tmp_path / "b" / "plot_heatmap" / "m.tsv", "2.0\t0:00:02\t50\t60\t40\t45\t0\t0\t10\t1.0")
-    assert benchmarks.main(["prog", str(tmp_path / "b")]) == 0
+    assert stage_times_main(["prog", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "plot_heatmap" in out and "total" in out
-    assert benchmarks.main(["prog", str(tmp_path / "empty")]) == 1
+    assert stage_times_main(["prog", str(tmp_path / "empty")]) == 1
     assert "no benchmark files" in capsys.readouterr().err

@@ -527,7 +527,7 @@ def memory_section(jobs: dict[str, dict], say) -> dict:
 
 
 def _stage_times(root: Path | None, say) -> list[dict]:
-    from truthmap.benchmarks import stage_times
+    from truthmap.stage_times import stage_times
 
     say("\n5. Stage times of the last `make run` (Snakemake benchmark files)")
     rows = stage_times(root) if root is not None and root.is_dir() else []

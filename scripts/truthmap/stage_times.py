@@ -1,6 +1,6 @@
 """Stage wall times from Snakemake ``benchmark:`` files.
 
-``python -m truthmap.benchmarks benchmarks/`` prints, per rule, the number of
+``python -m truthmap.stage_times benchmarks/`` prints, per rule, the number of
 jobs, the summed wall time (CPU-seconds of work, not elapsed time when jobs ran
 in parallel), the longest job and the peak resident memory.
 """
