@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from truthmap.datasets import BadField, check_record, check_source, make_dataset
+from truthmap.datasets import check_source, make_dataset
 from truthmap.files import InputError
 from truthmap.loaders import (
     FORMATS,
@@ -23,6 +23,7 @@ from truthmap.loaders import (
     load_source,
     parse_options,
 )
+from truthmap.questions import BadField, check_record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")

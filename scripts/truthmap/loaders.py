@@ -1,8 +1,8 @@
 """Dataset loaders: the files people have, turned into question records.
 
 :func:`load_source` reads a source and converts every row with the converter of one format
-into a record of truthmap's question schema (see :mod:`truthmap.datasets`), checked by
-:func:`truthmap.datasets.check_record`. A source is ``builtin``, a local file or folder, or
+into a record of truthmap's question schema (see :mod:`truthmap.questions`), checked by
+:func:`truthmap.questions.check_record`. A source is ``builtin``, a local file or folder, or
 ``hf:<dataset id>[:<config>]:<split>`` (read from the local Hugging Face cache with the
 optional ``datasets`` package). Files are read by their extension: ``.json`` (a list, or an
 object whose ``Data`` or ``data`` key holds the list), ``.jsonl``, ``.csv``, ``.tsv`` (tab
@@ -73,8 +73,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from truthmap.datasets import BadField, build_builtin, check_record, unique_aliases
+from truthmap.datasets import build_builtin
 from truthmap.files import InputError
+from truthmap.questions import BadField, check_record, unique_aliases
 
 # --------------------------------------------------------------------------- public API
 
@@ -158,7 +159,7 @@ def load_source(name: str, source: str, options: Mapping[str, Any]) -> Loaded:
 def convert_row(name: str, row: Any, n: int, options: LoadOptions) -> dict:
     """Row ``n`` of a source as a checked question record of dataset ``name``.
 
-    Raises :class:`~truthmap.datasets.BadField` naming the field when the row is malformed.
+    Raises :class:`~truthmap.questions.BadField` naming the field when the row is malformed.
     Ids are made file-name safe here; uniqueness is the caller's business.
     """
     if not isinstance(row, Mapping):
