@@ -159,6 +159,6 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def builtin() -> list[dict]:
-    from truthmap.datasets import build_builtin
+    from truthmap.builtin import build_builtin
 
     return build_builtin()

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from truthmap.datasets import check_source, make_dataset
 from truthmap.files import InputError
 from truthmap.loaders import (
     FORMATS,
@@ -768,33 +767,6 @@ def test_hf_source_rows_go_through_the_converter(monkeypatch: pytest.MonkeyPatch
 def test_bad_hf_source(source: str) -> None:
     with pytest.raises(InputError, match=r"expected 'hf:<dataset id>\[:<config>\]:<split>'"):
         load_source("ds", source, {"format": "imdb"})
-
-
-# --------------------------------------------------------------------------- datasets helpers
-
-
-def test_make_dataset_subsamples_and_passes_skipped_rows_on() -> None:
-    source = str(FIXTURES / "malformed" / "nq-bad.jsonl")
-    loaded = make_dataset(
-        "nq",
-        source,
-        limit=2,
-        seed=0,
-        options={"format": "natural_questions", "skip_malformed": True},
-    )
-    assert isinstance(loaded, Loaded)
-    assert len(loaded.records) == 2 and len(loaded.skipped) == 3
-    assert make_dataset("b", "builtin", limit=8, seed=0).records[0]["dataset"] == "b"
-
-
-def test_check_source_accepts_files_folders_and_hf(tmp_path: Path) -> None:
-    check_source("datasets.a.source", str(FIXTURES / "movie-qa.csv"))
-    check_source("datasets.a.source", str(FIXTURES / "aclImdb"))
-    check_source("datasets.a.source", "hf:stanfordnlp/imdb:test")  # not looked up
-    with pytest.raises(InputError, match=r"^config key 'datasets\.a\.source': hf:imdb: expected"):
-        check_source("datasets.a.source", "hf:imdb")
-    with pytest.raises(InputError, match=r"'datasets\.a\.source'"):
-        check_source("datasets.a.source", str(tmp_path / "missing"))
 
 
 # --------------------------------------------------------------------------- any row at all

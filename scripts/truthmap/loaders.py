@@ -12,7 +12,7 @@ stream or file format; Hugging Face cache files are streams). A folder is read o
 
 Formats (the layouts each accepts; a multi-layout format decides per row from its keys):
 
-- ``builtin``: the builtin set (:func:`truthmap.datasets.build_builtin`).
+- ``builtin``: the builtin set (:func:`truthmap.builtin.build_builtin`).
 - ``truthmap``: records already in our schema; the default for a ``.jsonl`` file.
 - ``triviaqa``: the original JSON (``Question``, ``QuestionId``, ``Answer.Value/Aliases/
   NormalizedAliases``) and the Hugging Face layout (``question``, ``question_id``,
@@ -73,7 +73,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from truthmap.datasets import build_builtin
+from truthmap.builtin import build_builtin
 from truthmap.files import InputError
 from truthmap.questions import BadField, check_record, unique_aliases
 
