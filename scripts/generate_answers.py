@@ -4,10 +4,10 @@ import torch
 
 from truthmap import logs
 from truthmap.config import GenerationConfig, from_mapping
-from truthmap.datasets import load_questions
 from truthmap.files import write_jsonl
 from truthmap.generation import answer_questions
 from truthmap.models import ModelInfo, load_model
+from truthmap.questions import load_questions
 
 log = logs.setup(snakemake.log[0], "generate_answers")
 torch.set_num_threads(snakemake.threads)

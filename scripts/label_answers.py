@@ -4,11 +4,11 @@ import torch
 
 from truthmap import logs
 from truthmap.config import ExactAnswerConfig, from_mapping
-from truthmap.datasets import load_questions
 from truthmap.labels import label_shard, shard_items
 from truthmap.files import read_jsonl, write_jsonl
 from truthmap.generation import extract_short_answers
 from truthmap.models import ModelInfo, load_model
+from truthmap.questions import load_questions
 
 log = logs.setup(snakemake.log[0], "label_answers")
 torch.set_num_threads(snakemake.threads)

@@ -1,8 +1,9 @@
 """Snakemake script: split a dataset's questions into shards (each question in exactly one)."""
 
 from truthmap import logs
-from truthmap.datasets import load_questions, shard_records
+from truthmap.datasets import shard_records
 from truthmap.files import write_jsonl
+from truthmap.questions import load_questions
 
 log = logs.setup(snakemake.log[0], "shard_dataset")
 questions = load_questions(snakemake.input[0])

@@ -2,7 +2,8 @@
 
 They are built in a second from code, never downloaded, so the model-facing
 tests run fast on a CPU. The real embedded tokenizer is a separate fixture,
-skipped when its package is absent.
+skipped when its package is absent. The builtin question set is built once
+per test module that asks for it.
 """
 
 from __future__ import annotations
@@ -154,3 +155,10 @@ def workdir(tmp_path_factory) -> Path:
     done = snakemake(wd, wd / "config.yaml")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return wd
+
+
+@pytest.fixture(scope="module")
+def builtin() -> list[dict]:
+    from truthmap.builtin import build_builtin
+
+    return build_builtin()

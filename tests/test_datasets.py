@@ -1,221 +1,20 @@
-"""Tests for truthmap.datasets: the builtin QA set, validation, subsampling and sharding."""
+"""Tests for truthmap.datasets: subsampling, sharding and a configured dataset's source."""
 
 from __future__ import annotations
 
-import json
-import operator
-import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from truthmap.datasets import (
-    CITIES_PER_COUNTRY,
-    DOMAINS,
-    BadField,
-    build_builtin,
-    country_phrase,
-    load_questions,
-    shard_records,
-    subsample,
-    unique_aliases,
-    validate_questions,
-)
-from truthmap.files import InputError, write_jsonl
+from truthmap.builtin import DOMAINS
+from truthmap.datasets import check_source, make_dataset, shard_records, subsample
+from truthmap.files import InputError
+from truthmap.loaders import Loaded
 
-SAFE_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
+FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
-
-@pytest.fixture(scope="module")
-def builtin() -> list[dict]:
-    return build_builtin()
-
-
-@pytest.fixture(scope="module")
-def by_id(builtin: list[dict]) -> dict[str, dict]:
-    return {r["id"]: r for r in builtin}
-
-
-def _domain(records: list[dict], domain: str) -> list[dict]:
-    return [r for r in records if r["meta"]["domain"] == domain]
-
-
-def _accepts(record: dict, answer: str) -> bool:
-    return answer.casefold() in {a.casefold() for a in record["aliases"]}
-
-
-# --------------------------------------------------------------------------- builtin dataset
-
-
-def test_build_is_deterministic(builtin: list[dict]) -> None:
-    again = build_builtin()
-    assert json.dumps(again) == json.dumps(builtin)
-
-
-def test_build_names_the_dataset() -> None:
-    assert {r["dataset"] for r in build_builtin("facts")} == {"facts"}
-
-
-def test_size_and_unique_safe_ids(builtin: list[dict]) -> None:
-    assert len(builtin) >= 1500
-    ids = [r["id"] for r in builtin]
-    assert len(set(ids)) == len(ids)
-    assert all(SAFE_ID.match(i) for i in ids), [i for i in ids if not SAFE_ID.match(i)]
-
-
-def test_every_domain_has_a_sensible_count(builtin: list[dict]) -> None:
-    counts = Counter(r["meta"]["domain"] for r in builtin)
-    assert set(counts) == set(DOMAINS)
-    assert 200 <= counts["capitals"] <= 260
-    assert 400 <= counts["city_country"] <= 500
-    assert 230 <= counts["continents"] <= 260
-    assert 230 <= counts["currencies"] <= 260
-    assert counts["element_symbols"] == counts["element_names"] == counts["atomic_numbers"] == 118
-    assert counts["arithmetic"] == 300
-
-
-def test_records_are_grouped_by_domain_and_sorted_by_id(builtin: list[dict]) -> None:
-    domains = [r["meta"]["domain"] for r in builtin]
-    assert sorted(domains, key=DOMAINS.index) == domains
-    for domain in DOMAINS:
-        ids = [r["id"] for r in _domain(builtin, domain)]
-        assert ids == sorted(ids)
-
-
-def test_builtin_passes_validation(builtin: list[dict]) -> None:
-    assert validate_questions(builtin, "builtin") == builtin
-
-
-def test_aliases_are_clean(builtin: list[dict]) -> None:
-    for record in builtin:
-        aliases = record["aliases"]
-        assert aliases, record["id"]
-        assert all(a and a == a.strip() for a in aliases), record["id"]
-        folded = [a.casefold() for a in aliases]
-        assert len(set(folded)) == len(folded), record["id"]
-
-
-@pytest.mark.parametrize(
-    ("qid", "answer"),
-    [
-        ("capitals-FR", "Paris"),
-        ("capitals-JP", "Tokyo"),
-        ("capitals-US", "Washington"),
-        ("capitals-BR", "Brasília"),  # the city table's spelling joins the country table's
-        ("capitals-BR", "Brasilia"),
-        ("capitals-KZ", "Astana"),  # country table says Nur-Sultan, city table Astana
-        ("continents-PE", "South America"),
-        ("continents-AU", "Oceania"),
-        ("continents-FR", "Europe"),
-        ("currencies-JP", "Yen"),
-        ("currencies-JP", "JPY"),
-        ("currencies-DE", "Euro"),
-        ("currencies-CN", "Renminbi"),
-        ("element_symbols-Fe", "Fe"),
-        ("element_names-W", "Tungsten"),
-        ("element_names-Fe", "iron"),
-        ("element_names-Al", "Aluminium"),
-        ("element_names-Al", "Aluminum"),
-        ("element_names-S", "Sulphur"),
-        ("atomic_numbers-C", "6"),
-        ("atomic_numbers-Au", "79"),
-        ("atomic_numbers-Og", "118"),
-    ],
-)
-def test_spot_facts(by_id: dict[str, dict], qid: str, answer: str) -> None:
-    assert _accepts(by_id[qid], answer), by_id[qid]
-
-
-def test_spot_questions(by_id: dict[str, dict]) -> None:
-    assert by_id["capitals-FR"]["question"] == "What is the capital of France?"
-    assert by_id["capitals-US"]["question"] == "What is the capital of the United States?"
-    assert by_id["element_symbols-Fe"]["question"] == "What is the chemical symbol of iron?"
-    assert by_id["element_names-W"]["question"] == "Which chemical element has the symbol W?"
-    assert by_id["atomic_numbers-C"]["question"] == "What is the atomic number of carbon?"
-    assert by_id["continents-PE"]["question"] == "On which continent is Peru?"
-
-
-def test_wrong_answers_are_not_accepted(by_id: dict[str, dict]) -> None:
-    assert not _accepts(by_id["capitals-AU"], "Sydney")
-    assert not _accepts(by_id["continents-PE"], "North America")
-    assert not _accepts(by_id["element_symbols-Fe"], "Ir")
-    assert not _accepts(by_id["atomic_numbers-C"], "12")
-    # Alternate names are not taken wholesale: no IATA codes, no other languages.
-    assert not _accepts(by_id["capitals-DE"], "BER")
-    assert not _accepts(by_id["capitals-IT"], "Roma")
-
-
-def test_element_numbers_match_their_symbols(builtin: list[dict]) -> None:
-    numbers = {
-        r["meta"]["symbol"]: r["meta"]["atomic_number"] for r in _domain(builtin, "atomic_numbers")
-    }
-    assert sorted(numbers.values()) == list(range(1, 119))
-    assert {"H": 1, "He": 2, "O": 8, "Na": 11, "U": 92}.items() <= numbers.items()
-    assert "n" not in numbers  # periodictable's neutron is not an element
-
-
-def test_city_questions(builtin: list[dict]) -> None:
-    cities = {r["meta"]["city"]: r for r in _domain(builtin, "city_country")}
-    assert _accepts(cities["Osaka"], "Japan")
-    assert _accepts(cities["Chicago"], "USA")
-    assert _accepts(cities["London"], "United Kingdom")
-    assert cities["Osaka"]["question"] == "In which country is the city of Osaka?"
-    assert cities["Osaka"]["id"] == f"city_country-{cities['Osaka']['meta']['geonameid']}"
-    # Ambiguous across countries (India/Pakistan, Spain/Venezuela), named after the country,
-    # or containing the country's name: all skipped.
-    skipped = ("Hyderabad", "Valencia", "Singapore", "Hong Kong", "Mexico City", "Kuwait City")
-    assert not set(skipped) & set(cities)
-    per_country = Counter(r["meta"]["country_iso"] for r in cities.values())
-    assert max(per_country.values()) <= CITIES_PER_COUNTRY
-    assert len(per_country) >= 80
-
-
-def test_arithmetic_answers_recompute(builtin: list[dict]) -> None:
-    ops = {"+": operator.add, "-": operator.sub, "*": operator.mul}
-    words = {"+": "+", "-": "-", "times": "*"}
-    seen = set()
-    for record in _domain(builtin, "arithmetic"):
-        meta = record["meta"]
-        a, b, op = meta["a"], meta["b"], meta["op"]
-        assert record["aliases"] == [str(ops[op](a, b))]
-        # The question text says the same thing as meta.
-        match = re.fullmatch(r"What is (\d+) (\+|-|times) (\d+)\?", record["question"])
-        assert match, record["question"]
-        assert (int(match[1]), words[match[2]], int(match[3])) == (a, op, b)
-        if op == "*":
-            assert 2 <= a <= 99 and 2 <= b <= 9
-        else:
-            assert 10 <= a <= 99 and 10 <= b <= 99
-        if op == "-":
-            assert a > b
-        key = (op, a, b) if op == "-" else (op, *sorted((a, b)))
-        assert key not in seen
-        seen.add(key)
-    assert Counter(op for op, *_ in seen) == {"+": 100, "-": 100, "*": 100}
-
-
-@pytest.mark.parametrize(
-    ("name", "phrase"),
-    [
-        ("France", "France"),
-        ("United States", "the United States"),
-        ("The Netherlands", "the Netherlands"),
-        ("Cayman Islands", "the Cayman Islands"),
-        ("Democratic Republic of the Congo", "the Democratic Republic of the Congo"),
-        ("Bahamas", "the Bahamas"),
-        ("Saint Vincent and the Grenadines", "Saint Vincent and the Grenadines"),
-    ],
-)
-def test_country_phrase(name: str, phrase: str) -> None:
-    assert country_phrase(name) == phrase
-
-
-def test_unique_aliases() -> None:
-    raw = [" Paris ", "paris", "", "  ", "PARIS", "Lutetia"]
-    assert unique_aliases(raw) == ["Paris", "Lutetia"]
-
-
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- subsample
 
 
 def _q(qid: str = "q1", **changes: object) -> dict:
@@ -228,186 +27,6 @@ def _q(qid: str = "q1", **changes: object) -> dict:
     }
     record.update(changes)
     return record
-
-
-def _without(record: dict, key: str) -> dict:
-    return {k: v for k, v in record.items() if k != key}
-
-
-@pytest.mark.parametrize(
-    ("bad", "field"),
-    [
-        (_without(_q("q2"), "question"), "'question'"),
-        (_without(_q("q2"), "id"), "'id'"),
-        (_without(_q("q2"), "dataset"), "'dataset'"),
-        (_without(_q("q2"), "aliases"), "'aliases'"),
-        (_q("q2", question="   "), "'question'"),
-        (_q("q2", question=7), "'question'"),
-        (_q(7), "'id'"),
-        (_q("q2", aliases=[]), "'aliases'"),
-        (_q("q2", aliases="2"), "'aliases'"),
-        (_q("q2", aliases=["2", ""]), "'aliases'"),
-        (_q("q2", aliases=["2", 2]), "'aliases'"),
-        (_q("q2", meta=["arithmetic"]), "'meta'"),
-        (_q("q2", meta={"domain": 3}), "'meta.domain'"),
-    ],
-)
-def test_validation_names_source_row_and_field(bad: dict, field: str) -> None:
-    with pytest.raises(InputError) as err:
-        validate_questions([_q("q1"), bad, _q("q3")], "data/q.jsonl")
-    message = str(err.value)
-    assert message.startswith("data/q.jsonl, row 2: ")
-    assert field in message
-
-
-def _choice_q(qid: str = "c1", **changes: object) -> dict:
-    record = {
-        "id": qid,
-        "question": "The trophy did not fit in the case because the _ was too big.",
-        "aliases": ["trophy"],
-        "dataset": "toy",
-        "meta": {},
-        "task": "choice",
-        "choices": {"trophy": ["trophy"], "case": ["case", "suitcase"]},
-        "answer": "trophy",
-    }
-    record.update(changes)
-    return record
-
-
-@pytest.mark.parametrize(
-    ("bad", "field", "why"),
-    [
-        (_q("q2", task="yesno"), "task", "must be one of ['qa', 'choice']"),
-        (
-            _q("q2", choices={"a": ["a"], "b": ["b"]}),
-            "choices",
-            "only allowed when 'task' is 'choice'",
-        ),
-        (_q("q2", context=""), "context", "non-empty string"),
-        (_q("q2", context=["a passage"]), "context", "non-empty string"),
-        (_q("q2", plain_question="  "), "plain_question", "non-empty string"),
-        (_without(_choice_q("q2"), "choices"), "choices", "at least 2 labels"),
-        (_choice_q("q2", choices={"trophy": ["trophy"]}), "choices", "at least 2 labels"),
-        (_choice_q("q2", choices=[["trophy"], ["case"]]), "choices", "at least 2 labels"),
-        (_choice_q("q2", choices={"trophy": ["trophy"], "case": []}), "choices", "'case' must be"),
-        (
-            _choice_q("q2", choices={"trophy": ["trophy"], "case": "case"}),
-            "choices",
-            "'case' must be",
-        ),
-        (
-            _choice_q("q2", choices={"trophy": ["trophy"], "case": ["", "x"]}),
-            "choices",
-            "'case' must be",
-        ),
-        (
-            _choice_q("q2", choices={"trophy": ["trophy"], "": ["case"]}),
-            "choices",
-            "labels must be",
-        ),
-        (
-            _choice_q("q2", choices={"trophy": ["trophy", "it"], "case": ["case", "It"]}),
-            "choices",
-            "'It' is a surface form of both 'trophy' and 'case'",
-        ),
-        (_without(_choice_q("q2"), "answer"), "answer", "must be one of the labels"),
-        (_choice_q("q2", answer="cup"), "answer", "must be one of the labels ['trophy', 'case']"),
-        (_choice_q("q2", answer=["trophy"]), "answer", "must be one of the labels"),
-        (_choice_q("q2", aliases=["case"]), "aliases", "must equal choices['trophy']"),
-        (_choice_q("q2", aliases=["trophy", "cup"]), "aliases", "must equal choices['trophy']"),
-    ],
-)
-def test_validation_of_the_optional_fields(bad: dict, field: str, why: str) -> None:
-    with pytest.raises(InputError) as err:
-        validate_questions([_q("q1"), bad], "x.jsonl")
-    assert str(err.value).startswith(f"x.jsonl, row 2: field {field!r}: ")
-    assert why in str(err.value)
-
-
-def test_validation_accepts_the_optional_fields() -> None:
-    qa = _q("q2", task="qa", context="One and one make two.", plain_question="1 + 1 =")
-    choice = _choice_q("c1")
-    assert validate_questions([qa, choice], "x.jsonl") == [qa, choice]
-
-
-def test_validation_fills_a_choice_records_aliases() -> None:
-    choice = _without(_choice_q("c1", answer="case"), "aliases")
-    (out,) = validate_questions([choice], "x.jsonl")
-    assert out["aliases"] == ["case", "suitcase"]
-    assert out == {**choice, "aliases": ["case", "suitcase"]}
-    assert "aliases" not in choice  # the input is not modified
-
-
-def test_bad_field_errors_carry_field_and_reason() -> None:
-    with pytest.raises(BadField) as err:
-        validate_questions([_q("q1", aliases=[])], "x.jsonl")
-    assert (err.value.field, err.value.where) == ("aliases", "x.jsonl, row 1")
-    assert err.value.reason.startswith("must be a non-empty list")
-    assert isinstance(err.value, InputError)
-
-
-def test_validation_rejects_non_objects() -> None:
-    with pytest.raises(InputError, match=r"^data/q\.jsonl, row 1: expected a JSON object"):
-        validate_questions(["q1"], "data/q.jsonl")  # type: ignore[list-item]
-
-
-def test_validation_names_both_rows_of_a_duplicate_id() -> None:
-    records = [_q("a"), _q("b"), _q("a")]
-    with pytest.raises(InputError, match=r"^data/q\.jsonl, rows 1 and 3: duplicate id 'a'"):
-        validate_questions(records, "data/q.jsonl")
-
-
-def test_validation_rejects_no_questions() -> None:
-    with pytest.raises(InputError, match=r"^data/q\.jsonl: no questions$"):
-        validate_questions([], "data/q.jsonl")
-
-
-def test_validation_keeps_records_and_defaults_meta() -> None:
-    with_extra = _q("a", source="trivia")
-    without_meta = _without(_q("b"), "meta")
-    out = validate_questions([with_extra, without_meta], "q.jsonl")
-    assert out[0] is with_extra
-    assert out[1] == {**without_meta, "meta": {}}
-    assert "meta" not in without_meta  # the input is not modified
-
-
-def test_load_questions_roundtrip(tmp_path, builtin: list[dict]) -> None:
-    path = tmp_path / "q.jsonl"
-    write_jsonl(path, builtin[:50])
-    assert load_questions(path) == builtin[:50]
-
-
-def test_load_questions_names_file_row_and_field(tmp_path) -> None:
-    path = tmp_path / "q.jsonl"
-    path.write_text(json.dumps(_q("a")) + "\n" + json.dumps(_q("b", aliases=[])) + "\n")
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}, row 2: field 'aliases'"):
-        load_questions(path)
-
-
-def test_load_questions_empty_file(tmp_path) -> None:
-    path = tmp_path / "q.jsonl"
-    path.write_text("\n")
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: no questions$"):
-        load_questions(path)
-
-
-def test_load_questions_non_utf8(tmp_path) -> None:
-    path = tmp_path / "q.jsonl"
-    latin1_row = '{"id": "caf\u00e9"}'.encode("latin-1")
-    path.write_bytes(json.dumps(_q("a")).encode() + b"\n" + latin1_row)
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}, row 2: not valid UTF-8"):
-        load_questions(path)
-
-
-def test_load_questions_bad_json(tmp_path) -> None:
-    path = tmp_path / "q.jsonl"
-    path.write_text(json.dumps(_q("a")) + "\n{not json\n")
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}, row 2: not valid JSON"):
-        load_questions(path)
-
-
-# --------------------------------------------------------------------------- subsample
 
 
 def _toy(sizes: dict[str, int]) -> list[dict]:
@@ -481,9 +100,34 @@ def test_non_positive_shards(n_shards: int) -> None:
         shard_records([_q(f"q{i}") for i in range(3)], n_shards)
 
 
-def test_dataset_source_is_checked_with_its_config_key(tmp_path):
-    from truthmap.datasets import check_source
+# --------------------------------------------------------------------------- a configured dataset
 
+
+def test_make_dataset_subsamples_and_passes_skipped_rows_on() -> None:
+    source = str(FIXTURES / "malformed" / "nq-bad.jsonl")
+    loaded = make_dataset(
+        "nq",
+        source,
+        limit=2,
+        seed=0,
+        options={"format": "natural_questions", "skip_malformed": True},
+    )
+    assert isinstance(loaded, Loaded)
+    assert len(loaded.records) == 2 and len(loaded.skipped) == 3
+    assert make_dataset("b", "builtin", limit=8, seed=0).records[0]["dataset"] == "b"
+
+
+def test_check_source_accepts_files_folders_and_hf(tmp_path: Path) -> None:
+    check_source("datasets.a.source", str(FIXTURES / "movie-qa.csv"))
+    check_source("datasets.a.source", str(FIXTURES / "aclImdb"))
+    check_source("datasets.a.source", "hf:stanfordnlp/imdb:test")  # not looked up
+    with pytest.raises(InputError, match=r"^config key 'datasets\.a\.source': hf:imdb: expected"):
+        check_source("datasets.a.source", "hf:imdb")
+    with pytest.raises(InputError, match=r"'datasets\.a\.source'"):
+        check_source("datasets.a.source", str(tmp_path / "missing"))
+
+
+def test_dataset_source_is_checked_with_its_config_key(tmp_path):
     check_source("datasets.builtin.source", "builtin")
     with pytest.raises(InputError, match=r"'datasets\.mine\.source'"):
         check_source("datasets.mine.source", str(tmp_path / "nope.jsonl"))

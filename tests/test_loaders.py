@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from truthmap.datasets import BadField, check_record, check_source, make_dataset
 from truthmap.files import InputError
 from truthmap.loaders import (
     FORMATS,
@@ -23,6 +20,8 @@ from truthmap.loaders import (
     load_source,
     parse_options,
 )
+from truthmap.loaders.formats import _FORMATS
+from truthmap.questions import BadField, check_record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -88,6 +87,11 @@ def test_formats_are_all_listed() -> None:
     )  # fmt: skip
 
 
+def test_every_listed_format_has_a_converter() -> None:
+    # FORMATS is spelled out in loaders.options, so that checking options needs no converters.
+    assert FORMATS == ("builtin", "truthmap", *_FORMATS)
+
+
 def test_triviaqa_original_layout() -> None:
     records = _by_id(_load("triviaqa-web-dev.json", format="triviaqa"))
     mars = records["tc_101"]
@@ -106,33 +110,6 @@ def test_both_triviaqa_layouts_agree() -> None:
     for qid in shared:
         assert hf[qid] == original[qid]
     assert hf["bt_809"]["aliases"] == ["France", "French Republic", "République française"]
-
-
-@pytest.mark.parametrize("kind", ["parquet", "arrow-stream", "arrow-file"])
-def test_parquet_and_arrow_round_trip(tmp_path: Path, kind: str) -> None:
-    pa = pytest.importorskip("pyarrow")
-    import pyarrow.ipc
-    import pyarrow.parquet as pq
-
-    rows = [json.loads(line) for line in (FIXTURES / "triviaqa-hf.jsonl").read_text().splitlines()]
-    table = pa.Table.from_pylist(rows)
-    path = tmp_path / ("data.parquet" if kind == "parquet" else "data.arrow")
-    if kind == "parquet":
-        pq.write_table(table, path)
-    else:
-        new = pyarrow.ipc.new_stream if kind == "arrow-stream" else pyarrow.ipc.new_file
-        with pa.OSFile(str(path), "wb") as sink, new(sink, table.schema) as writer:
-            writer.write_table(table)
-    expected = _load("triviaqa-hf.jsonl", format="triviaqa")
-    assert load_source("ds", str(path), {"format": "triviaqa"}) == expected
-
-
-def test_unreadable_arrow_file(tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow")
-    path = tmp_path / "broken.arrow"
-    path.write_bytes(b"not arrow at all")
-    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: not a readable Arrow IPC"):
-        load_source("ds", str(path), {"format": "imdb"})
 
 
 def test_natural_questions_open() -> None:
@@ -291,21 +268,6 @@ def test_mnli_string_labels() -> None:
     assert reference[0]["question"].startswith('Premise: "The bakery sells bread')
 
 
-def test_multinli_tsv_is_read_without_quoting(tmp_path: Path) -> None:
-    path = tmp_path / "dev_matched.tsv"
-    path.write_text(
-        "gold_label\tsentence1\tsentence2\tpairID\n"
-        'neutral\t"Yes," he said, "we will go."\tThey went by car.\t7n\n'
-        "-\tThe sky is blue.\tThe sky is green.\t8c\n"
-    )
-    loaded = load_source("ds", str(path), {"format": "mnli", "skip_malformed": True})
-    assert [r["id"] for r in loaded.records] == ["7n"]
-    assert 'Premise: "Yes," he said, "we will go."' in loaded.records[0]["question"]
-    assert loaded.skipped == [
-        Skipped(2, "gold_label", "'-': the annotators did not agree on a gold label")
-    ]
-
-
 def test_imdb_rows() -> None:
     records = _load("imdb.jsonl", format="imdb").records
     assert [r["answer"] for r in records] == ["positive", "negative"] * 3
@@ -314,38 +276,6 @@ def test_imdb_rows() -> None:
     assert "positive or negative" in bad["question"]
     assert "painful.\n\nI checked my watch" in bad["question"]  # <br /> -> newline
     assert "<br" not in bad["question"]
-
-
-def test_imdb_folder_and_split() -> None:
-    test = _load("aclImdb", format="imdb").records
-    assert [r["id"] for r in test] == [
-        "neg-0_1",
-        "neg-1_3",
-        "neg-2_2",
-        "pos-0_10",
-        "pos-1_9",
-        "pos-2_8",
-    ]
-    assert [r["answer"] for r in test] == ["negative"] * 3 + ["positive"] * 3
-    assert test[4]["meta"] == {"rating": 9}
-    assert "told with care.\n\nThe final scene" in test[4]["question"]
-    assert _load("aclImdb", format="imdb", split="test") == _load("aclImdb", format="imdb")
-    train = _load("aclImdb", format="imdb", split="train").records
-    assert [r["id"] for r in train] == ["neg-0_2", "pos-0_9"]
-    direct = _load("aclImdb/test", format="imdb")  # pos/ and neg/ directly inside
-    assert direct == _load("aclImdb", format="imdb")
-    assert "'split' is 'dev'" in _error("aclImdb", format="imdb", split="dev")
-
-
-def test_imdb_folder_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="not an aclImdb folder"):
-        load_source("ds", str(tmp_path), {"format": "imdb"})
-    with pytest.raises(InputError, match="only format 'imdb' reads one"):
-        load_source("ds", str(FIXTURES / "aclImdb"), {"format": "movies"})
-    (tmp_path / "pos").mkdir()
-    (tmp_path / "pos" / "0_9.txt").write_bytes(b"Great film \xe9 truly")
-    with pytest.raises(InputError, match=r", row 1 \(pos/0_9\.txt\): not valid UTF-8"):
-        load_source("ds", str(tmp_path), {"format": "imdb"})
 
 
 def test_movies() -> None:
@@ -395,23 +325,6 @@ def test_generic_jsonl_and_json(tmp_path: Path) -> None:
     as_json = tmp_path / "quiz.json"
     as_json.write_text(json.dumps({"data": rows}))
     assert load_source("ds", str(as_json), {**options, "format": "json"}).records == records
-
-
-def test_generic_mapping_errors() -> None:
-    columns = {**GENERIC_COLUMNS, "question": "text"}
-    message = _error("generic-quiz.csv", format="csv", columns=columns)
-    assert message.startswith(f"{FIXTURES / 'generic-quiz.csv'}: option 'columns.question'")
-    assert "'text'" in message and "item, passage, prompt, gold" not in message
-    assert "'columns.answer'" in _error(
-        "generic-quiz.csv", format="csv", columns={"question": "prompt"}
-    )
-    assert "'columns.prompt'" in _error(
-        "generic-quiz.csv", format="csv", columns={**GENERIC_COLUMNS, "prompt": "prompt"}
-    )
-    no_context = {"question": "prompt", "answer": "gold"}
-    assert "'columns.context'" in _error(
-        "generic-quiz.csv", format="csv", columns=no_context, with_context=True
-    )
 
 
 def test_id_collision_after_making_ids_safe(tmp_path: Path) -> None:
@@ -561,46 +474,6 @@ def test_odd_rows_are_reported_not_crashed_on(
     assert str(err.value).startswith(prefix)
 
 
-def test_row_numbers_per_file_type(tmp_path: Path) -> None:
-    jsonl = tmp_path / "q.jsonl"
-    jsonl.write_text('{"question": "Q1?", "answer": ["A"]}\n\n{"question": "Q2?", "answer": []}\n')
-    assert _error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 3: field 'answer'")
-    csv_path = tmp_path / "q.csv"
-    csv_path.write_text('Question,Answer\n"Q1,\nspanning lines?",A\nQ2?,\n')
-    assert _error(csv_path, format="movies").startswith(f"{csv_path}, row 2: field 'Answer': empty")
-    as_json = tmp_path / "q.json"
-    as_json.write_text(json.dumps([{"question": "Q1?", "answer": "A"}, {"question": "Q2?"}]))
-    assert _error(as_json, format="natural_questions").startswith(
-        f"{as_json}, row 2: field 'answer'"
-    )
-
-
-def test_non_utf8_names_file_and_line(tmp_path: Path) -> None:
-    jsonl = tmp_path / "q.jsonl"
-    jsonl.write_bytes(
-        b'{"question": "Q?", "answer": ["A"]}\n{"question": "caf\xe9?", "answer": ["B"]}\n'
-    )
-    assert _error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 2: not valid UTF-8")
-    csv_path = tmp_path / "q.csv"
-    csv_path.write_bytes(b"Question,Answer\nQ?,A\nQ2?,caf\xe9\n")
-    assert _error(csv_path, format="movies").startswith(f"{csv_path}, line 3: not valid UTF-8")
-
-
-def test_unreadable_files(tmp_path: Path) -> None:
-    bad_json = tmp_path / "q.jsonl"
-    bad_json.write_text('{"question": "Q?"\n')
-    assert _error(bad_json, format="natural_questions").startswith(
-        f"{bad_json}, row 1: not valid JSON"
-    )
-    scalar = tmp_path / "q.json"
-    scalar.write_text('{"Version": 1}')
-    assert "expected a JSON list" in _error(scalar, format="triviaqa")
-    text = tmp_path / "q.txt"
-    text.write_text("Q? A")
-    assert "cannot read a .txt file" in _error(text, format="movies")
-    assert _error(tmp_path / "missing.csv", format="movies").endswith("missing.csv: file not found")
-
-
 @pytest.mark.parametrize(
     ("content", "name"),
     [
@@ -625,175 +498,13 @@ def test_all_rows_skipped_is_an_error(tmp_path: Path) -> None:
     assert message.startswith(f"{path}: no questions (2 malformed rows skipped; the first: row 1")
 
 
-# --------------------------------------------------------------------------- options
-
-
-@pytest.mark.parametrize(
-    ("source", "options", "pattern"),
-    [
-        ("movie-qa.csv", {"format": "movie"}, r"option 'format': unknown format 'movie'"),
-        ("movie-qa.csv", {}, r"option 'format' is required"),
-        ("movie-qa.csv", {"format": "movies", "limit": 3}, r"unknown option 'limit'"),
-        ("movie-qa.csv", {"format": "builtin"}, r"option 'format': 'builtin' goes with source"),
-        (
-            "movie-qa.csv",
-            {"format": "movies", "with_context": True},
-            r"option 'with_context' does not apply",
-        ),
-        (
-            "movie-qa.csv",
-            {"format": "movies", "with_context": "yes"},
-            r"option 'with_context' must be true or false",
-        ),
-        (
-            "movie-qa.csv",
-            {"format": "movies", "columns": {"question": "Q"}},
-            r"option 'columns' does not apply",
-        ),
-        ("movie-qa.csv", {"format": "movies", "split": "test"}, r"option 'split' does not apply"),
-        (
-            "imdb.jsonl",
-            {"format": "imdb", "split": "test"},
-            r"option 'split' applies only to a folder",
-        ),
-        (
-            "movie-qa.csv",
-            {"format": "csv", "columns": ["Question"]},
-            r"option 'columns' must be a mapping",
-        ),
-        (
-            "movie-qa.csv",
-            {
-                "format": "csv",
-                "answer_separator": "",
-                "columns": {"question": "Question", "answer": "Answer"},
-            },
-            r"option 'answer_separator' must be",
-        ),
-    ],
-)
-def test_bad_options_name_the_key(source: str, options: dict, pattern: str) -> None:
-    with pytest.raises(InputError, match=r"^dataset 'ds': " + pattern):
-        _load(source, **options)
-
-
-def test_default_options_of_every_format_are_accepted() -> None:
-    # The workflow passes with_context and skip_malformed (false) for every dataset.
-    for fmt in FORMATS:
-        source = "builtin" if fmt == "builtin" else "x.jsonl"
-        columns = {"question": "q", "answer": "a"} if fmt in ("csv", "jsonl", "json") else None
-        opts = parse_options(
-            "ds",
-            source,
-            {"format": fmt, "with_context": False, "skip_malformed": False, "columns": columns},
-        )
-        assert opts.format == fmt
-
-
-def test_truthmap_is_the_default_for_jsonl(tmp_path: Path) -> None:
-    path = tmp_path / "mine.jsonl"
-    rows = [
-        {"id": "a", "question": "What is 2 + 2?", "aliases": ["4"], "dataset": "old", "meta": {}},
-        {
-            "id": "b/c",
-            "question": "Cat or dog: which one barks?",
-            "dataset": "old",
-            "task": "choice",
-            "choices": {"cat": ["cat"], "dog": ["dog"]},
-            "answer": "dog",
-        },
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    records = load_source("mine", str(path), {}).records
-    assert records[0] == {**rows[0], "dataset": "mine"}
-    assert records[1]["id"] == "b/c"  # our own schema: ids are kept as they are
-    assert records[1]["aliases"] == ["dog"] and records[1]["meta"] == {}
+# --------------------------------------------------------------------------- builtin source
 
 
 def test_builtin_source() -> None:
     loaded = load_source("facts", "builtin", {})
     assert len(loaded.records) > 1500 and loaded.skipped == []
     assert {r["dataset"] for r in loaded.records} == {"facts"}
-
-
-# --------------------------------------------------------------------------- hf: sources
-
-
-def test_hf_source_without_datasets_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(InputError, match=r"^hf:stanfordnlp/imdb:test: .*pip install datasets"):
-        load_source("ds", "hf:stanfordnlp/imdb:test", {"format": "imdb"})
-
-
-def _fake_datasets(monkeypatch: pytest.MonkeyPatch, load_dataset) -> list:
-    calls: list = []
-
-    def recording(*args, **kwargs):
-        calls.append((args, kwargs))
-        return load_dataset(*args, **kwargs)
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=recording))
-    return calls
-
-
-def test_hf_source_not_in_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    def offline(*args, **kwargs):
-        raise ConnectionError("Couldn't reach the Hugging Face Hub (offline mode is enabled)")
-
-    _fake_datasets(monkeypatch, offline)
-    with pytest.raises(InputError) as err:
-        load_source(
-            "ds", "hf:mandarjoshi/trivia_qa:rc.nocontext:validation", {"format": "triviaqa"}
-        )
-    message = str(err.value)
-    assert message.startswith("hf:mandarjoshi/trivia_qa:rc.nocontext:validation: cannot load it")
-    assert "local Hugging Face cache" in message and "offline mode" in message
-
-
-def test_hf_source_rows_go_through_the_converter(monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = [{"text": "Loved it.", "label": 1}, {"text": "Hated it.", "label": 0}]
-    calls = _fake_datasets(monkeypatch, lambda *a, **k: rows)
-    loaded = load_source("ds", "hf:stanfordnlp/imdb:test", {"format": "imdb"})
-    assert calls == [(("stanfordnlp/imdb", None), {"split": "test"})]
-    assert [(r["id"], r["answer"]) for r in loaded.records] == [
-        ("row-000001", "positive"), ("row-000002", "negative"),
-    ]  # fmt: skip
-    _fake_datasets(monkeypatch, lambda *a, **k: [{"text": "Loved it.", "label": 1}])
-    with_config = load_source("ds", "hf:imdb:plain_text:test", {"format": "imdb"})
-    assert len(with_config.records) == 1
-
-
-@pytest.mark.parametrize("source", ["hf:imdb", "hf::test", "hf:a:b:c:d", "hf:imdb: "])
-def test_bad_hf_source(source: str) -> None:
-    with pytest.raises(InputError, match=r"expected 'hf:<dataset id>\[:<config>\]:<split>'"):
-        load_source("ds", source, {"format": "imdb"})
-
-
-# --------------------------------------------------------------------------- datasets helpers
-
-
-def test_make_dataset_subsamples_and_passes_skipped_rows_on() -> None:
-    source = str(FIXTURES / "malformed" / "nq-bad.jsonl")
-    loaded = make_dataset(
-        "nq",
-        source,
-        limit=2,
-        seed=0,
-        options={"format": "natural_questions", "skip_malformed": True},
-    )
-    assert isinstance(loaded, Loaded)
-    assert len(loaded.records) == 2 and len(loaded.skipped) == 3
-    assert make_dataset("b", "builtin", limit=8, seed=0).records[0]["dataset"] == "b"
-
-
-def test_check_source_accepts_files_folders_and_hf(tmp_path: Path) -> None:
-    check_source("datasets.a.source", str(FIXTURES / "movie-qa.csv"))
-    check_source("datasets.a.source", str(FIXTURES / "aclImdb"))
-    check_source("datasets.a.source", "hf:stanfordnlp/imdb:test")  # not looked up
-    with pytest.raises(InputError, match=r"^config key 'datasets\.a\.source': hf:imdb: expected"):
-        check_source("datasets.a.source", "hf:imdb")
-    with pytest.raises(InputError, match=r"'datasets\.a\.source'"):
-        check_source("datasets.a.source", str(tmp_path / "missing"))
 
 
 # --------------------------------------------------------------------------- any row at all

@@ -60,7 +60,7 @@ class Workload:
 
 def bench_questions(n: int) -> list[dict]:
     """The first ``n`` built-in questions in a fixed shuffled order (every domain mixed)."""
-    from truthmap.datasets import build_builtin
+    from truthmap.builtin import build_builtin
 
     records = build_builtin()
     order = np.random.default_rng(0).permutation(len(records))
