@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from truthmap.files import InputError
-from truthmap.loaders import Loaded, load_source, parse_hf_source
+from truthmap.loaders import Loaded, LoadOptions, load_source, parse_hf_source
 
 # --------------------------------------------------------------------------- subsets and shards
 
@@ -104,14 +104,15 @@ def make_dataset(
     name: str,
     source: str,
     limit: int | None,
-    seed: int,
-    options: Mapping[str, Any] | None = None,
+    seed: int | None,
+    options: LoadOptions | Mapping[str, Any] | None = None,
 ) -> Loaded:
     """The questions of a configured dataset, read by :func:`truthmap.loaders.load_source`.
 
     ``options`` are the loader's (``format``, ``with_context`` ...). Every record's
-    ``dataset`` field is ``name``; ``limit`` takes a seeded subsample balanced across domains
-    (:func:`subsample`). The rows skipped as malformed come back unchanged.
+    ``dataset`` field is ``name``; ``limit`` takes a subsample balanced across domains,
+    seeded by ``seed`` (:func:`subsample`; no limit needs no seed). The rows skipped as
+    malformed come back unchanged.
     """
     loaded = load_source(name, source, options or {})
     return Loaded(subsample(loaded.records, limit, seed), loaded.skipped)

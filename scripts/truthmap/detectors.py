@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from truthmap.config import EXACT_TOKENS, TOKEN_NAMES, ProbeConfig
+from truthmap.settings import EXACT_TOKENS, TOKEN_NAMES, ProbeSettings
 from truthmap.stats import bootstrap_auc, paired_bootstrap_pvalue, roc_auc
 
 AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
@@ -130,7 +130,7 @@ def compare_detectors(
     labels: np.ndarray,
     scores: Mapping[str, Mapping[str, float]],
     details: Mapping[str, str],
-    cfg: ProbeConfig,
+    cfg: ProbeSettings,
 ) -> list[DetectorRow]:
     """AUC, interval and paired p-value of every method on the same test questions.
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from truthmap.config import ProbeConfig
+from truthmap.settings import ProbeSettings
 from truthmap.probes import cell_rows, class_shortfall, load_split_features, make_probe
 from truthmap.stats import bootstrap_auc, roc_auc
 
@@ -57,7 +57,7 @@ class Transfer:
 
 
 def cell_group(split_rows: list[dict], shard_paths: list[str], tokens: list[str], layer: int,
-               token: str, cfg: ProbeConfig) -> Group:
+               token: str, cfg: ProbeSettings) -> Group:
     """The questions one cell's probe uses, read at that cell only."""
     data = load_split_features(split_rows, shard_paths, layer, tokens, token=token)
     use = cell_rows(data, 0, cfg)
@@ -71,7 +71,7 @@ def subgroup(group: Group, keep: np.ndarray) -> Group:
 
 
 def transfer(train_name: str, test_name: str, train: Group, test: Group, layer: int, token: str,
-             cfg: ProbeConfig) -> Transfer:
+             cfg: ProbeSettings) -> Transfer:
     """Fit on ``train``'s training rows, score ``test``'s test rows; too few of a class: NaN and why."""
     y_fit, y_eval = train.y[~train.is_test], test.y[test.is_test]
     base = dict(
@@ -88,7 +88,7 @@ def transfer(train_name: str, test_name: str, train: Group, test: Group, layer: 
     return Transfer(**base, auc=roc_auc(y_eval, scores), ci_low=low, ci_high=high, status="ok", reason="")
 
 
-def across_groups(groups: Mapping[str, Group], layer: int, token: str, cfg: ProbeConfig) -> list[Transfer]:
+def across_groups(groups: Mapping[str, Group], layer: int, token: str, cfg: ProbeSettings) -> list[Transfer]:
     """Every ordered pair of groups at one cell."""
     return [
         transfer(a, b, groups[a], groups[b], layer, token, cfg) for a in groups for b in groups
@@ -101,7 +101,7 @@ def domain_groups(group: Group, domain_of: Mapping[str, str]) -> dict[str, Group
     return {d: subgroup(group, domains == d) for d in sorted(set(domains))}
 
 
-def across_datasets(datasets: Mapping[str, Mapping], tokens: list[str], cfg: ProbeConfig) -> list[Transfer]:
+def across_datasets(datasets: Mapping[str, Mapping], tokens: list[str], cfg: ProbeSettings) -> list[Transfer]:
     """Every ordered pair of datasets, each trained at its own chosen cell.
 
     ``datasets[name]`` holds ``split`` (rows), ``shards`` (HDF5 paths) and
@@ -131,7 +131,7 @@ def across_datasets(datasets: Mapping[str, Mapping], tokens: list[str], cfg: Pro
 
 
 def across_domains(split_rows: list[dict], shard_paths: list[str], tokens: list[str], cell: Mapping | None,
-                   domain_of: Mapping[str, str], cfg: ProbeConfig) -> list[Transfer]:
+                   domain_of: Mapping[str, str], cfg: ProbeSettings) -> list[Transfer]:
     """Every ordered pair of a dataset's domains at its chosen cell."""
     if cell is None:
         nan = float("nan")

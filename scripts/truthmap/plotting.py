@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from truthmap.config import TOKEN_NAMES  # noqa: E402
+from truthmap.settings import TOKEN_NAMES  # noqa: E402
 from truthmap.files import atomic_path  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from truthmap.config import TOKEN_NAMES
+from truthmap.settings import TOKEN_NAMES
 
 MASKED = -1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from truthmap.config import GenerationConfig
+from truthmap.settings import GenerationSettings
 
 Style = Literal["chat", "plain"]
 
@@ -61,7 +61,7 @@ def render(template: str, question: str, context: str | None) -> str:
     return f"{context}\n\n{text}" if context else text
 
 
-def answer_prompt_text(tokenizer, record: dict, cfg: GenerationConfig, style: Style) -> str:
+def answer_prompt_text(tokenizer, record: dict, cfg: GenerationSettings, style: Style) -> str:
     """The full prompt text for one question record.
 
     Chat style wraps ``cfg.template`` in the model's chat template (generation

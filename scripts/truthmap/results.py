@@ -7,7 +7,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 
-from truthmap.config import TOKEN_NAMES
+from truthmap.settings import TOKEN_NAMES
 from truthmap.files import InputError, read_json
 
 AUC_COLUMNS = (

@@ -123,15 +123,15 @@ class Loaded:
     """Malformed rows that were skipped (only with ``skip_malformed``)."""
 
 
-def load_source(name: str, source: str, options: Mapping[str, Any]) -> Loaded:
+def load_source(name: str, source: str, options: LoadOptions | Mapping[str, Any]) -> Loaded:
     """Read dataset ``name`` from ``source`` as described by ``options``.
 
-    ``options`` keys (all optional): ``format``, ``with_context``, ``columns``,
-    ``answer_separator``, ``split``, ``skip_malformed`` (see :class:`LoadOptions`). Every
-    record's ``dataset`` is ``name``. Errors are :class:`~truthmap.files.InputError` naming the
-    source, and the row and field where there is one.
+    ``options`` are checked :class:`LoadOptions` (the workflow checks them once, before the
+    first job), or a mapping of their keys, all optional, to check here. Every record's
+    ``dataset`` is ``name``. Errors are :class:`~truthmap.files.InputError` naming the source,
+    and the row and field where there is one.
     """
-    opts = parse_options(name, source, options)
+    opts = options if isinstance(options, LoadOptions) else parse_options(name, source, options)
     if opts.format == "builtin":
         return Loaded(build_builtin(name), [])
     spec = _FORMATS.get(opts.format)  # None for truthmap: our own schema, every column

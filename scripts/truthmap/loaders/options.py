@@ -7,7 +7,7 @@ errors name the dataset and the option's key.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +25,16 @@ converters."""
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to read a source; built from the config by :func:`parse_options`."""
+    """How to read a source, checked by :func:`parse_options`: the ``datasets.<name>`` keys of
+    the same names (described, with their defaults, in :class:`truthmap.settings.DatasetSettings`),
+    with the format resolved to one of :data:`FORMATS`."""
 
     format: str
-    """One of :data:`FORMATS`."""
-    with_context: bool = False
-    """Show the passage with the question (``natural_questions``, ``hotpotqa``, generic)."""
-    columns: Mapping[str, str] = field(default_factory=dict)
-    """Generic formats: our field (``question``, ``answer``, ``id``, ``context``,
-    ``aliases``) -> the source's column."""
-    answer_separator: str | None = None
-    """Generic formats: split answer (and aliases) text on this string."""
-    split: str | None = None
-    """Folder layouts (aclImdb): the split folder to read; ``test`` when it exists."""
-    skip_malformed: bool = False
-    """Skip malformed rows (listed in :attr:`Loaded.skipped`) instead of stopping."""
+    with_context: bool
+    columns: Mapping[str, str]
+    answer_separator: str | None
+    split: str | None
+    skip_malformed: bool
 
 
 def parse_options(name: str, source: str, options: Mapping[str, Any] | None) -> LoadOptions:
@@ -77,7 +72,7 @@ def parse_options(name: str, source: str, options: Mapping[str, Any] | None) -> 
         skip_malformed=_flag(options, "skip_malformed", where),
     )
     for key, formats in _ONLY_FOR.items():
-        if getattr(opts, key) != getattr(LoadOptions(fmt), key) and fmt not in formats:
+        if getattr(opts, key) and fmt not in formats:  # set, for a format that has no use for it
             raise InputError(
                 f"{where}: option {key!r} does not apply to format {fmt!r} "
                 f"(only to {', '.join(formats)})"
@@ -90,7 +85,7 @@ def parse_options(name: str, source: str, options: Mapping[str, Any] | None) -> 
 
 
 _GENERIC = ("csv", "jsonl", "json")
-_OPTION_KEYS = ("format", "with_context", "columns", "answer_separator", "split", "skip_malformed")
+_OPTION_KEYS = tuple(f.name for f in fields(LoadOptions))
 _COLUMN_FIELDS = ("question", "answer", "id", "context", "aliases")
 _ONLY_FOR: dict[str, tuple[str, ...]] = {
     "with_context": ("natural_questions", "hotpotqa", *_GENERIC),

