@@ -3,6 +3,7 @@
 from truthmap import logs
 from truthmap.datasets import SKIPPED_COLUMNS, make_dataset
 from truthmap.files import write_jsonl, write_tsv
+from truthmap.loaders import LoadOptions
 
 log = logs.setup(snakemake.log[0], "build_dataset")
 spec = snakemake.params.spec
@@ -11,7 +12,7 @@ loaded = make_dataset(
     source=spec["source"],
     limit=spec["limit"],
     seed=spec["seed"],
-    options=spec["options"],
+    options=LoadOptions(**spec["options"]),  # checked when the workflow started
 )
 n = write_jsonl(snakemake.output.questions, loaded.records)
 write_tsv(snakemake.output.skipped, [vars(s) for s in loaded.skipped], SKIPPED_COLUMNS)

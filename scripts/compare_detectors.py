@@ -1,12 +1,12 @@
 """Snakemake script: every error detector on the probes' test questions, with intervals and p-values."""
 
 from truthmap import logs
-from truthmap.config import ProbeConfig, from_mapping
+from truthmap.settings import ProbeSettings
 from truthmap.detectors import DETECTOR_COLUMNS, compare_detectors, detector_scores
 from truthmap.files import read_json, read_jsonl, read_tsv, write_tsv
 
 log = logs.setup(snakemake.log[0], "compare_detectors")
-cfg = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+cfg = ProbeSettings.given(snakemake.params.probe)
 cells = {(int(c["layer"]), str(c["token"])): c for c in map(read_json, snakemake.input.cells)}
 chosen = {
     family: cell and cells[(int(cell["layer"]), str(cell["token"]))]

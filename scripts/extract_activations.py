@@ -4,13 +4,13 @@ import torch
 
 from truthmap import logs
 from truthmap.activations import extract_to_h5, shard_inputs
-from truthmap.config import ActivationConfig, from_mapping, resolve_layers
+from truthmap.settings import ActivationSettings, resolve_layers
 from truthmap.files import read_jsonl, read_tsv
 from truthmap.models import ModelInfo, load_model
 
 log = logs.setup(snakemake.log[0], "extract_activations")
 torch.set_num_threads(snakemake.threads)
-cfg = from_mapping(ActivationConfig, snakemake.params.activations, "activations")
+cfg = ActivationSettings.given(snakemake.params.activations)
 info = ModelInfo.read(snakemake.input.model)
 tokens, layers = list(snakemake.params.tokens), resolve_layers(snakemake.params.layers, info.num_layers)
 ids, seqs, positions, labels = shard_inputs(

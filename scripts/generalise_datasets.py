@@ -1,12 +1,12 @@
 """Snakemake script: each dataset's chosen probe trained on it and tested on every dataset of the run."""
 
 from truthmap import logs
-from truthmap.config import ProbeConfig, from_mapping
+from truthmap.settings import ProbeSettings
 from truthmap.files import read_json, read_tsv, write_tsv
 from truthmap.generalise import GENERALISATION_COLUMNS, across_datasets
 
 log = logs.setup(snakemake.log[0], "generalise_datasets")
-cfg = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+cfg = ProbeSettings.given(snakemake.params.probe)
 datasets = {
     name: {
         "split": read_tsv(snakemake.input[f"split_{name}"]),

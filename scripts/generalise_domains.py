@@ -1,12 +1,12 @@
 """Snakemake script: the chosen probe trained on each domain of a dataset and tested on every domain."""
 
 from truthmap import logs
-from truthmap.config import ProbeConfig, from_mapping
+from truthmap.settings import ProbeSettings
 from truthmap.files import read_json, read_jsonl, read_tsv, write_tsv
 from truthmap.generalise import GENERALISATION_COLUMNS, across_domains
 
 log = logs.setup(snakemake.log[0], "generalise_domains")
-cfg = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+cfg = ProbeSettings.given(snakemake.params.probe)
 rows = across_domains(
     read_tsv(snakemake.input.split),
     list(snakemake.input.activations),

@@ -3,15 +3,15 @@
 import torch
 
 from truthmap import logs
-from truthmap.config import GenerationConfig, from_mapping
 from truthmap.files import write_jsonl
 from truthmap.generation import answer_questions
 from truthmap.models import ModelInfo, load_model
 from truthmap.questions import load_questions
+from truthmap.settings import GenerationSettings
 
 log = logs.setup(snakemake.log[0], "generate_answers")
 torch.set_num_threads(snakemake.threads)
-cfg = from_mapping(GenerationConfig, snakemake.params.generation, "generation")
+cfg = GenerationSettings.given(snakemake.params.generation)
 info = ModelInfo.read(snakemake.input.model)
 model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
 log.info("model %s on %s", info.name, next(model.parameters()).device)

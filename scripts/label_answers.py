@@ -3,16 +3,16 @@
 import torch
 
 from truthmap import logs
-from truthmap.config import ExactAnswerConfig, from_mapping
-from truthmap.labels import label_shard, shard_items
 from truthmap.files import read_jsonl, write_jsonl
 from truthmap.generation import extract_short_answers
+from truthmap.labels import label_shard, shard_items
 from truthmap.models import ModelInfo, load_model
 from truthmap.questions import load_questions
+from truthmap.settings import ExactAnswerSettings
 
 log = logs.setup(snakemake.log[0], "label_answers")
 torch.set_num_threads(snakemake.threads)
-cfg = from_mapping(ExactAnswerConfig, snakemake.params.exact_answer, "exact_answer")
+cfg = ExactAnswerSettings.given(snakemake.params.exact_answer)
 items = shard_items(load_questions(snakemake.input.questions), read_jsonl(snakemake.input.generations))
 
 

@@ -3,6 +3,7 @@
 from truthmap import logs
 from truthmap.files import read_tsv
 from truthmap.plotting import plot_heatmap
+from truthmap.settings import PlotSettings
 
 log = logs.setup(snakemake.log[0], "plot_heatmap")
 model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
@@ -10,6 +11,6 @@ plot_heatmap(
     read_tsv(snakemake.input[0]),
     title=f"Layer vs. Token\n{model} on {dataset}: error-detection AUC",
     out_paths=[snakemake.output.png, snakemake.output.pdf],
-    annotate=snakemake.params.plot["annotate"],
+    annotate=PlotSettings.given(snakemake.params.plot).annotate,
 )
 log.info("wrote %s and %s", snakemake.output.png, snakemake.output.pdf)

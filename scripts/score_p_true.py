@@ -3,16 +3,16 @@
 import torch
 
 from truthmap import logs
-from truthmap.config import DetectorConfig, ProbeConfig, from_mapping
+from truthmap.settings import DetectorSettings, SplitSettings
 from truthmap.files import read_jsonl, read_tsv, write_tsv
 from truthmap.models import load_model
 from truthmap.ptrue import P_TRUE_COLUMNS, questions_to_score, score_shard
 
 log = logs.setup(snakemake.log[0], "score_p_true")
 torch.set_num_threads(snakemake.threads)
-cfg = from_mapping(DetectorConfig, snakemake.params.detectors, "detectors")
-probe = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
-wanted = questions_to_score(read_tsv(snakemake.input.split), cfg.p_true_train_questions, probe.seed)
+cfg = DetectorSettings.given(snakemake.params.detectors)
+split = SplitSettings.given(snakemake.params.split)
+wanted = questions_to_score(read_tsv(snakemake.input.split), cfg.p_true_train_questions, split.seed)
 generations = read_jsonl(snakemake.input.generations)
 model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
 rows = score_shard(model, tokenizer, generations, wanted, cfg.batch_size)

@@ -1,12 +1,12 @@
 """Snakemake script: the train/test split shared by every probe cell of a (model, dataset)."""
 
 from truthmap import logs
-from truthmap.config import ProbeConfig, from_mapping
+from truthmap.settings import SplitSettings
 from truthmap.files import read_jsonl, read_tsv, write_tsv
 from truthmap.probes import SPLIT_COLUMNS, split_table
 
 log = logs.setup(snakemake.log[0], "split_examples")
-cfg = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+cfg = SplitSettings.given(snakemake.params.split)
 labels = [row for path in snakemake.input.labels for row in read_jsonl(path)]
 positions = [row for path in snakemake.input.positions for row in read_tsv(path)]
 rows = split_table(labels, positions, list(snakemake.params.tokens), cfg)

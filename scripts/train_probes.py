@@ -1,12 +1,12 @@
 """Snakemake script: one probe per token cell of one layer; one JSON result per cell."""
 
 from truthmap import logs
-from truthmap.config import ProbeConfig, from_mapping
+from truthmap.settings import ProbeSettings
 from truthmap.files import read_tsv, write_json
 from truthmap.probes import train_layer
 
 log = logs.setup(snakemake.log[0], "train_probes")
-cfg = from_mapping(ProbeConfig, snakemake.params.probe, "probe")
+cfg = ProbeSettings.given(snakemake.params.probe)
 tokens = list(snakemake.params.tokens)
 results = train_layer(
     read_tsv(snakemake.input.split), list(snakemake.input.activations),

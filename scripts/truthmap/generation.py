@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from truthmap.config import GenerationConfig
 from truthmap.files import InputError
+from truthmap.settings import GenerationSettings
 
 FinishReason = Literal["eos", "stop", "length"]
 
@@ -186,11 +186,36 @@ def fit_context(prompt_ids: Sequence[int], max_positions: int | None, max_new_to
     return ids[cut:], cut
 
 
+@dataclass(frozen=True)
+class AnswerPrompts:
+    """The prompts of a batch of questions, as the model gets them."""
+
+    style: Literal["chat", "plain"]
+    texts: list[str]
+    ids: list[list[int]]
+    """Token ids, cut at the start where the model's context needs it."""
+    cut: list[int]
+    """Tokens cut from each prompt's start."""
+
+
+def answer_prompts(
+    questions: Sequence[dict], tokenizer, cfg: GenerationSettings, has_chat_template: bool,
+    max_positions: int | None = None,
+) -> AnswerPrompts:
+    """Each question's prompt text and ids in the configured style, fitted to the model's context."""
+    from truthmap.prompts import answer_prompt_text, encode_prompt, resolve_style
+
+    style = resolve_style(cfg.prompt_style, has_chat_template)
+    texts = [answer_prompt_text(tokenizer, q, cfg, style) for q in questions]
+    fitted = [fit_context(encode_prompt(tokenizer, t, style), max_positions, cfg.max_new_tokens) for t in texts]
+    return AnswerPrompts(style, texts, [ids for ids, _ in fitted], [cut for _, cut in fitted])
+
+
 def answer_questions(
     questions: Sequence[dict],
     model,
     tokenizer,
-    cfg: GenerationConfig,
+    cfg: GenerationSettings,
     has_chat_template: bool,
     progress: Callable[[int, int], None] | None = None,
     max_positions: int | None = None,
@@ -203,17 +228,14 @@ def answer_questions(
     start; ``prompt_tokens_cut`` records how many tokens.
     """
     from truthmap.positions import decode
-    from truthmap.prompts import answer_prompt_text, encode_prompt, resolve_style
 
-    style = resolve_style(cfg.prompt_style, has_chat_template)
-    texts = [answer_prompt_text(tokenizer, q, cfg, style) for q in questions]
-    fitted = [fit_context(encode_prompt(tokenizer, t, style), max_positions, cfg.max_new_tokens) for t in texts]
-    prompt_ids = [ids for ids, _ in fitted]
+    prompts = answer_prompts(questions, tokenizer, cfg, has_chat_template, max_positions)
+    style = prompts.style
     eos = eos_ids(model, tokenizer)
     stops = newline_ids(tokenizer) - eos if style == "plain" else set()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
     outs = generate_greedy(
-        model, prompt_ids, pad_id=pad, stop_ids=stops, eos=eos,
+        model, prompts.ids, pad_id=pad, stop_ids=stops, eos=eos,
         max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, progress=progress,
     )
     return [
@@ -231,7 +253,7 @@ def answer_questions(
             "logits": out.logits,
             "finish_reason": out.finish_reason,
         }
-        for q, text, (ids, cut), out in zip(questions, texts, fitted, outs, strict=True)
+        for q, text, ids, cut, out in zip(questions, prompts.texts, prompts.ids, prompts.cut, outs, strict=True)
     ]
 
 

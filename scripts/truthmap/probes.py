@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from truthmap.config import ProbeConfig
+from truthmap.settings import ProbeSettings, SplitSettings
 from truthmap.stats import bootstrap_auc, roc_auc
 
 
@@ -52,7 +52,7 @@ def make_split(ids: list[str], labels: np.ndarray, test_fraction: float, seed: i
     return Split(ids=ids_sorted, labels=y, is_test=is_test, stratified=stratify)
 
 
-def make_probe(cfg: ProbeConfig) -> Pipeline:
+def make_probe(cfg: ProbeSettings) -> Pipeline:
     """Standardised features into an L2 logistic regression."""
     return make_pipeline(
         StandardScaler(),
@@ -104,7 +104,7 @@ def class_shortfall(parts: dict[str, np.ndarray], min_per_class: int) -> str:
     return f"too few examples of a class (min_per_class={min_per_class}): " + "; ".join(short)
 
 
-def cross_validated_auc(X: np.ndarray, y: np.ndarray, cfg: ProbeConfig) -> tuple[float, int]:
+def cross_validated_auc(X: np.ndarray, y: np.ndarray, cfg: ProbeSettings) -> tuple[float, int]:
     """Mean held-out AUC over stratified, seeded folds of (X, y): (auc, folds used).
 
     Fewer folds than configured when a class is small; NaN below two.
@@ -127,7 +127,7 @@ def evaluate_cell(
     y: np.ndarray,
     is_test: np.ndarray,
     n_excluded: int,
-    cfg: ProbeConfig,
+    cfg: ProbeSettings,
     ids: list[str] | None = None,
 ) -> CellResult:
     """Fit on the training rows, score the test rows; too few of a class gives NaN and a reason.
@@ -190,7 +190,7 @@ def assign_splits(
     return is_test, stratified
 
 
-def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeConfig) -> list[CellResult]:
+def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeSettings) -> list[CellResult]:
     """Evaluate every token cell of one layer (``data.X`` is (N, P, H))."""
     results = []
     for p, token in enumerate(tokens):
@@ -203,7 +203,7 @@ def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeCo
     return results
 
 
-def cell_rows(data: SplitFeatures, p: int, cfg: ProbeConfig) -> np.ndarray:
+def cell_rows(data: SplitFeatures, p: int, cfg: ProbeSettings) -> np.ndarray:
     """The questions a cell at position index ``p`` uses."""
     use = data.common if cfg.examples == "common" else data.valid[:, p]
     return use & data.valid[:, p]
@@ -213,7 +213,7 @@ SPLIT_COLUMNS = ("id", "label", "split", "common", "reason")
 
 
 def split_table(
-    labels: list[dict], position_rows: list[dict], tokens: list[str], cfg: ProbeConfig
+    labels: list[dict], position_rows: list[dict], tokens: list[str], cfg: SplitSettings
 ) -> list[dict]:
     """The shared split: one row per labelled question (label 1 = wrong answer).
 
@@ -314,8 +314,15 @@ def load_split_features(
 
 
 def train_layer(
-    split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str], cfg: ProbeConfig
+    split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str], cfg: ProbeSettings,
+    timings: dict[str, float] | None = None,
 ) -> list[CellResult]:
-    """Probe every token cell of one layer."""
+    """Probe every token cell of one layer; ``timings`` (when given) gets the seconds spent reading
+    and evaluating, and the bytes of the layer's features (what ``make bench`` reports)."""
+    start = time.perf_counter()
     data = load_split_features(split_rows, shard_paths, layer, tokens)
-    return probe_layer(layer, list(tokens), data, cfg)
+    read = time.perf_counter()
+    results = probe_layer(layer, list(tokens), data, cfg)
+    if timings is not None:
+        timings.update(read_s=read - start, evaluate_s=time.perf_counter() - read, layer_bytes=float(data.X.nbytes))
+    return results

@@ -12,8 +12,8 @@ rule extract_activations:
     params:
         code=library_code("extract_activations.py"),
         tokens=TOKENS,
-        layers=config["layers"],
-        activations=config["activations"],
+        layers=SETTINGS.layers,
+        activations=SETTINGS.activations.pick("site", "batch_tokens", "share_prefix"),
         dtype=get_dtype,
     resources:
         mem_mb=get_model_mem_mb,

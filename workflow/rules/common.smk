@@ -1,5 +1,6 @@
 # Config validation, wildcard constraints and the named input functions.
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -7,54 +8,29 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from truthmap.cluster import count_lines, model_job_mem_mb, shard_job_minutes, weights_bytes  # noqa: E402
-from truthmap.config import (  # noqa: E402
-    ActivationConfig,
-    ExactAnswerConfig,
-    GenerationConfig,
-    ProbeConfig,
-    from_mapping,
-    generation_settings,
-    parse_tokens,
-    resolve_layers,
-)
 from truthmap.datasets import check_source as check_dataset_source  # noqa: E402
+from truthmap.loaders import parse_options  # noqa: E402
 from truthmap.models import ModelInfo  # noqa: E402
 from truthmap.models import check_source as check_model_source  # noqa: E402
 from truthmap.provenance import code_fingerprint  # noqa: E402
+from truthmap.settings import RunSettings, resolve_layers  # noqa: E402
 
+# The schema (generated from the typed settings) checks types and fills defaults;
+# the typed settings check every section for what a schema cannot say; then the
+# sources must exist. All of it before the first job, each error naming its key.
 validate(config, schema="../schemas/config.schema.yaml")
+SETTINGS = RunSettings.from_config(config)
+for _name, _model in SETTINGS.models.items():
+    check_model_source(f"models.{_name}.source", _model.source)
+LOAD_OPTIONS = {}
+for _name, _dataset in SETTINGS.datasets.items():
+    check_dataset_source(f"datasets.{_name}.source", _dataset.source)
+    LOAD_OPTIONS[_name] = parse_options(_name, _dataset.source, _dataset.loader_options())
 
-# Checks the schema cannot express; each error names the config key.
-for _model, _mspec in config["models"].items():
-    for _dataset, _dspec in config["datasets"].items():
-        from_mapping(GenerationConfig, generation_settings(config["generation"], _dspec, _mspec), "generation")
-from_mapping(ExactAnswerConfig, config["exact_answer"], "exact_answer")
-from_mapping(ActivationConfig, config["activations"], "activations")
-from_mapping(ProbeConfig, config["probe"], "probe")
-
-for _name, _spec in config["models"].items():
-    check_model_source(f"models.{_name}.source", _spec["source"])
-for _name, _spec in config["datasets"].items():
-    check_dataset_source(f"datasets.{_name}.source", _spec["source"])
-
-MODELS = list(config["models"])
-DATASETS = list(config["datasets"])
-SHARDS = [f"{i:03d}" for i in range(config["shards"])]
-TOKENS = parse_tokens(config["tokens"])
-
-
-def extractor_of(model):
-    """The model that extracts exact answers of ``model``'s wrong answers."""
-    name = config["models"][model].get("extractor") or config["exact_answer"]["extractor"]
-    return model if name == "same" else name
-
-
-for _model in MODELS:
-    if extractor_of(_model) not in config["models"]:
-        raise ValueError(
-            f"config key 'exact_answer.extractor' (or 'models.{_model}.extractor'): "
-            f"{extractor_of(_model)!r} is neither 'same' nor a key of 'models' {MODELS}"
-        )
+MODELS = list(SETTINGS.models)
+DATASETS = list(SETTINGS.datasets)
+SHARDS = [f"{i:03d}" for i in range(SETTINGS.shards)]
+TOKENS = SETTINGS.tokens
 
 
 wildcard_constraints:
@@ -66,10 +42,11 @@ wildcard_constraints:
 
 
 def library_code(script):
-    """A parameter: the fingerprint of ``script`` and the library code it imports.
+    """A parameter: the fingerprint of ``script`` and of the library code it reaches.
 
-    Snakemake's code trigger sees the rule script only; with this parameter a
-    change to a stage's library module reruns exactly the rules that run it.
+    It replaces Snakemake's ``code`` trigger (off in the profiles), which sees only
+    the script's modification time: a change to code a rule runs reruns it, and a
+    docstring, a comment or a touched file reruns nothing.
     """
     return code_fingerprint(Path(workflow.basedir) / "scripts" / script)
 
@@ -85,45 +62,46 @@ def get_shard_runtime(wildcards, input, attempt):
     return shard_job_minutes(count_lines(input[0]), get_generation(wildcards)["max_new_tokens"], attempt)
 
 
-def get_model_source(wildcards):
-    return config["models"][wildcards.model]["source"]
+# Parameters: exactly the settings a rule's script reads (config/README.md, "What reruns").
 
 
-LOADER_OPTIONS = ("format", "with_context", "columns", "answer_separator", "split", "skip_malformed")
+def get_model_preparation(wildcards):
+    return SETTINGS.models[wildcards.model].pick("source", "trust_remote_code", "allow_pickle")
 
 
 def get_dataset_spec(wildcards):
-    spec = config["datasets"][wildcards.dataset]
+    """What building a dataset reads; the subsample's seed only matters with a limit."""
+    spec = SETTINGS.datasets[wildcards.dataset]
     return {
-        "source": spec["source"],
-        "limit": spec.get("limit"),
-        "seed": config["seed"],
-        "options": {k: spec[k] for k in LOADER_OPTIONS if spec.get(k) is not None},
+        "source": spec.source,
+        "limit": spec.limit,
+        "seed": SETTINGS.seed if spec.limit is not None else None,
+        "options": asdict(LOAD_OPTIONS[wildcards.dataset]),
     }
 
 
 def get_generation(wildcards):
-    return generation_settings(
-        config["generation"], config["datasets"][wildcards.dataset], config["models"][wildcards.model]
-    )
+    """The generation settings of one (model, dataset): section, format, dataset and model keys."""
+    settings = SETTINGS.generation_for(wildcards.model, wildcards.dataset)
+    return settings.pick("template", "plain_template", "prompt_style", "max_new_tokens", "batch_size")
 
 
 def get_dtype(wildcards):
-    return config["models"][wildcards.model].get("dtype", "auto")
+    return SETTINGS.models[wildcards.model].dtype
 
 
 def get_extractor_dtype(wildcards):
-    return config["models"][extractor_of(wildcards.model)].get("dtype", "auto")
+    return SETTINGS.models[SETTINGS.extractor_of(wildcards.model)].dtype
 
 
 def get_extractor_dir(wildcards):
-    return f"resources/models/{extractor_of(wildcards.model)}"
+    return f"resources/models/{SETTINGS.extractor_of(wildcards.model)}"
 
 
 def get_layers(wildcards):
     """The layers probed for a model; 'all' needs the prepared model's layer count."""
     model_dir = checkpoints.prepare_model.get(model=wildcards.model).output[0]
-    return resolve_layers(config["layers"], ModelInfo.read(model_dir).num_layers)
+    return resolve_layers(SETTINGS.layers, ModelInfo.read(model_dir).num_layers)
 
 
 def get_probe_cells(wildcards):
@@ -137,7 +115,7 @@ def get_probe_cells(wildcards):
 
 
 def get_p_true_files(wildcards):
-    if not config["detectors"]["p_true"]:
+    if not SETTINGS.detectors.p_true:
         return []
     return expand(
         "results/{model}/{dataset}/baselines/p_true/{shard}.tsv",

@@ -10,8 +10,8 @@ rule score_p_true:
         "results/{model}/{dataset}/baselines/p_true/{shard}.tsv",
     params:
         code=library_code("score_p_true.py"),
-        detectors=config["detectors"],
-        probe=config["probe"],
+        detectors=SETTINGS.detectors.pick("p_true_train_questions", "batch_size"),
+        split=SETTINGS.split.pick("seed"),
         dtype=get_dtype,
     resources:
         mem_mb=get_model_mem_mb,
@@ -43,7 +43,7 @@ rule compare_detectors:
         ),
     params:
         code=library_code("compare_detectors.py"),
-        probe=config["probe"],
+        probe=SETTINGS.probe.pick("bootstrap", "ci_level", "seed"),
     log:
         "logs/compare_detectors/{model}/{dataset}.log",
     conda:

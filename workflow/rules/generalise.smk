@@ -15,7 +15,7 @@ rule generalise_datasets:
         code=library_code("generalise_datasets.py"),
         datasets=DATASETS,
         tokens=TOKENS,
-        probe=config["probe"],
+        probe=SETTINGS.probe.pick("C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "seed"),
     log:
         "logs/generalise_datasets/{model}.log",
     benchmark:
@@ -42,7 +42,7 @@ rule generalise_domains:
     params:
         code=library_code("generalise_domains.py"),
         tokens=TOKENS,
-        probe=config["probe"],
+        probe=SETTINGS.probe.pick("C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "seed"),
     log:
         "logs/generalise_domains/{model}/{dataset}.log",
     benchmark:

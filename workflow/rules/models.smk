@@ -7,9 +7,7 @@ checkpoint prepare_model:
         directory("resources/models/{model}"),
     params:
         code=library_code("prepare_model.py"),
-        source=get_model_source,
-        trust_remote_code=lambda w: config["models"][w.model].get("trust_remote_code", False),
-        allow_pickle=lambda w: config["models"][w.model].get("allow_pickle", False),
+        model=get_model_preparation,
     log:
         "logs/prepare_model/{model}.log",
     benchmark:

@@ -14,7 +14,7 @@ rule plot_heatmap:
         pdf="results/{model}/{dataset}/heatmap.pdf",
     params:
         code=library_code("plot_heatmap.py"),
-        plot=config["plot"],
+        plot=SETTINGS.plot.pick("annotate"),
     log:
         "logs/plot_heatmap/{model}/{dataset}.log",
     conda:

@@ -11,7 +11,7 @@ rule split_examples:
     params:
         code=library_code("split_examples.py"),
         tokens=TOKENS,
-        probe=config["probe"],
+        split=SETTINGS.split.pick("test_fraction", "seed"),
     log:
         "logs/split_examples/{model}/{dataset}.log",
     conda:
@@ -29,7 +29,9 @@ rule train_probes:
     params:
         code=library_code("train_probes.py"),
         tokens=TOKENS,
-        probe=config["probe"],
+        probe=SETTINGS.probe.pick(
+            "C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "cv_folds", "seed"
+        ),
     log:
         "logs/train_probes/{model}/{dataset}/layer{layer}.log",
     benchmark:

@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from truthmap import probes
-from truthmap.config import ProbeConfig
+from truthmap.settings import ProbeSettings, SplitSettings
 from truthmap.files import read_tsv, write_tsv
 from truthmap.h5io import ActivationWriter
 from truthmap.probes import (
@@ -33,9 +33,9 @@ from truthmap.probes import (
 )
 
 
-def config(**overrides) -> ProbeConfig:
+def config(**overrides) -> ProbeSettings:
     """A fast probe config: fewer bootstrap resamples than the default."""
-    return ProbeConfig(**{"bootstrap": 300, "min_per_class": 3, **overrides})
+    return ProbeSettings(**{"bootstrap": 300, "min_per_class": 3, **overrides})
 
 
 def separable(n: int, hidden: int, seed: int, shift: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
@@ -375,7 +375,7 @@ def test_split_table_rows_labels_and_reasons():
         positions("d", 13, 15, 22),  # no exact answer, but every chosen position exists
         positions("z", 1, 2, 3),  # unlabelled: ignored
     ]
-    rows = split_table(labels, pos, TOKENS, config())
+    rows = split_table(labels, pos, TOKENS, SplitSettings())
     assert [r["id"] for r in rows] == ["a", "b", "c", "d"]
     assert all(tuple(r) == SPLIT_COLUMNS for r in rows)
     assert [r["label"] for r in rows] == [1, 1, 0, 1]
@@ -389,7 +389,7 @@ def test_split_table_rows_labels_and_reasons():
 def test_split_table_without_exact_tokens_keeps_questions_without_an_exact_answer():
     labels = [label("a", False, "none", "NO ANSWER"), label("b", True)]
     pos = [positions("a", 3, -1, 9), positions("b", 4, 6, 9)]
-    rows = split_table(labels, pos, ["last_q", "-1"], config())
+    rows = split_table(labels, pos, ["last_q", "-1"], SplitSettings())
     assert [r["common"] for r in rows] == [1, 1]
     assert [r["reason"] for r in rows] == ["", ""]
 
@@ -401,8 +401,7 @@ def test_split_table_split_is_the_assign_splits_split():
     masked = rng.random(80) < 0.2
     labels = [label(q, bool(c)) for q, c in zip(ids, correct)]
     pos = [positions(q, 5, -1 if m else 7, 9) for q, m in zip(ids, masked)]
-    cfg = config(test_fraction=0.25, seed=3)
-    rows = split_table(labels, pos, TOKENS, cfg)
+    rows = split_table(labels, pos, TOKENS, SplitSettings(test_fraction=0.25, seed=3))
     expected, _ = assign_splits(ids, (~correct).astype(int), ~masked, 0.25, 3)
     assert [r["split"] == "test" for r in rows] == expected.tolist()
     assert sum(r["common"] for r in rows) == int((~masked).sum())
@@ -411,13 +410,13 @@ def test_split_table_split_is_the_assign_splits_split():
 def test_split_table_rejects_a_question_labelled_twice():
     labels = [label("a", True), label("a", False)]
     with pytest.raises(ValueError, match="'a' is labelled twice"):
-        split_table(labels, [positions("a", 1, 2, 3)], TOKENS, config())
+        split_table(labels, [positions("a", 1, 2, 3)], TOKENS, SplitSettings())
 
 
 def test_split_table_rejects_a_question_without_positions():
     labels = [label("a", True), label("b", True)]
     with pytest.raises(ValueError, match="1 labelled questions have no positions.*'b'"):
-        split_table(labels, [positions("a", 1, 2, 3)], TOKENS, config())
+        split_table(labels, [positions("a", 1, 2, 3)], TOKENS, SplitSettings())
 
 
 # --------------------------------------------------------------------------- train_layer
@@ -462,7 +461,7 @@ def split_rows(tmp_path):
     masked = {ids[i] for i in range(0, N_QUESTIONS, 10)}  # 8 questions lack the -1 position
     labels = [label(q, int(q[1:]) % 2 == 0) for q in ids]
     pos = [{"id": q, "last_q": "5", "-1": "-1" if q in masked else "6"} for q in ids]
-    rows = split_table(labels, pos, LAYER_TOKENS, config())
+    rows = split_table(labels, pos, LAYER_TOKENS, SplitSettings())
     write_tsv(tmp_path / "split.tsv", rows, SPLIT_COLUMNS)
     return read_tsv(tmp_path / "split.tsv")
 
@@ -563,7 +562,7 @@ def test_per_cell_modules_do_not_import_torch():
 
     code = (
         "import sys; import truthmap.probes, truthmap.h5io, truthmap.results, truthmap.plotting, "
-        "truthmap.files, truthmap.config, truthmap.logs; "
+        "truthmap.files, truthmap.settings, truthmap.logs; "
         "sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from truthmap.config import GenerationConfig
+from truthmap.settings import GenerationSettings
 from truthmap.generation import answer_questions, eos_ids, generate_greedy, length_batches, newline_ids
 
 PROMPTS = ["The capital of France is", "17 + 25 =", "Zürich", "I think it is Rome or"]
@@ -83,7 +83,7 @@ def test_eos_and_newline_ids(tiny_model):
 def test_answer_questions_records(tiny_model):
     model, tok = tiny_model
     questions = [{"id": f"q{i}", "question": q, "aliases": ["x"], "meta": {"domain": "d"}} for i, q in enumerate(PROMPTS)]
-    records = answer_questions(questions, model, tok, GenerationConfig(max_new_tokens=4, batch_size=2), True)
+    records = answer_questions(questions, model, tok, GenerationSettings(max_new_tokens=4, batch_size=2), True)
     assert [r["id"] for r in records] == ["q0", "q1", "q2", "q3"]
     for q, r in zip(questions, records):
         assert r["prompt_style"] == "chat"
@@ -92,7 +92,7 @@ def test_answer_questions_records(tiny_model):
         assert r["prompt_ids"] == tok(r["prompt"], add_special_tokens=False)["input_ids"]
         assert len(r["gen_ids"]) == len(r["logprobs"]) == len(r["logits"]) <= 4
         assert r["text"] == tok.decode(r["gen_ids"], skip_special_tokens=True)
-    plain = answer_questions(questions[:1], model, tok, GenerationConfig(prompt_style="plain", max_new_tokens=4), True)
+    plain = answer_questions(questions[:1], model, tok, GenerationSettings(prompt_style="plain", max_new_tokens=4), True)
     assert plain[0]["prompt"] == f"Q: {PROMPTS[0]}\nA:"
 
 
@@ -127,7 +127,7 @@ def test_a_prompt_too_long_for_the_context_keeps_its_end_and_says_so(tiny_model)
     long_question = " ".join(["Zürich İstanbul São Tomé"] * 60) + " What is 17 + 25?"
     questions = [{"id": "long", "question": long_question, "aliases": ["42"]},
                  {"id": "short", "question": PROMPTS[0], "aliases": ["x"]}]
-    records = answer_questions(questions, model, tok, GenerationConfig(max_new_tokens=4), True, max_positions=64)
+    records = answer_questions(questions, model, tok, GenerationSettings(max_new_tokens=4), True, max_positions=64)
     long, short = records
     assert long["prompt_tokens_cut"] > 0 and len(long["prompt_ids"]) == 60
     assert long["prompt_ids"][-5:] == tok(long["prompt"], add_special_tokens=False)["input_ids"][-5:]
