@@ -1,0 +1,77 @@
+"""What reruns when the code changes: the rules that can reach the change and what is below them.
+
+Each test edits a copy of the workflow (Snakefile, rule files, scripts and the
+library) and makes a dry run of the copy against the finished end-to-end run.
+A file touched without a change, or a docstring or comment edited anywhere,
+reruns nothing; a change to a definition reruns the rules whose scripts reach
+it, with everything below them, and nothing above.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from codeedits import reworded, with_statement_added
+from helpers import REPO, planned_jobs, snakemake
+
+PLOTS = {"plot_heatmap", "plot_detectors", "plot_dataset_generalisation", "plot_domain_generalisation"}
+BELOW_PROBES = {
+    "gather_auc", "select_cells", "plot_heatmap", "summarise_run", "compare_detectors", "plot_detectors",
+    "generalise_datasets", "generalise_domains", "plot_dataset_generalisation", "plot_domain_generalisation",
+}
+
+
+@pytest.fixture
+def code(tmp_path) -> Path:
+    """A copy of the workflow's code, file times kept."""
+    out = tmp_path / "code"
+    for part in ("workflow", "scripts"):
+        shutil.copytree(REPO / part, out / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "Snakefile", out / "Snakefile")
+    return out
+
+
+def planned(workdir: Path, code: Path) -> set[str]:
+    dry = snakemake(workdir, workdir / "config.yaml", "--dry-run", code=code, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    return set(planned_jobs(dry.stdout))
+
+
+def python_files(code: Path) -> list[Path]:
+    return sorted((code / "scripts").rglob("*.py"))
+
+
+def test_touching_every_file_reruns_nothing(workdir, code):
+    later = time.time() + 3600
+    for path in code.rglob("*"):
+        if path.is_file():
+            os.utime(path, (later, later))
+    assert planned(workdir, code) == set()
+
+
+def test_rewording_every_docstring_and_comment_reruns_nothing(workdir, code):
+    for path in python_files(code):
+        path.write_text(reworded(path.read_text(encoding="utf-8")), encoding="utf-8")
+    assert planned(workdir, code) == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "definition", "expected"),
+    [
+        ("plotting", "_save", PLOTS),  # every figure is saved by it
+        ("plotting", "plot_heatmap", {"plot_heatmap"}),
+        ("probes", "evaluate_cell", {"train_probes"} | BELOW_PROBES),
+        ("probes", "split_table", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),
+        ("settings", "PlotSettings", {"plot_heatmap"}),
+        ("settings", "SplitSettings", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),
+        ("stats", "paired_bootstrap_pvalue", {"compare_detectors", "plot_detectors"}),
+    ],
+)
+def test_a_changed_definition_reruns_the_rules_that_reach_it(workdir, code, module, definition, expected):
+    path = code / "scripts" / "truthmap" / f"{module}.py"
+    path.write_text(with_statement_added(path.read_text(encoding="utf-8"), definition), encoding="utf-8")
+    assert planned(workdir, code) == expected | {"all"}
