@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit e2e report stage-times bench clean clean-results
+.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit workflow report stage-times bench config-docs clean clean-results
 
 run: $(STAMP)
 	$(SNAKEMAKE)
@@ -24,11 +24,12 @@ slurm-down:
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The library's tests alone (no Snakemake run), then the workflow's.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest tests/unit
 
-e2e: $(STAMP)
-	$(BIN)/python -m pytest -m e2e
+workflow: $(STAMP)
+	$(BIN)/python -m pytest tests/workflow
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
@@ -42,6 +43,10 @@ dry-run: $(STAMP)
 
 stage-times: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.stage_times benchmarks
+
+# The config schema and config/README.md's key tables, generated from the typed settings.
+config-docs: $(STAMP)
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.schema
 
 # Throughput and memory of every heavy stage vs the reference approach and the
 # hardware limit, measured in one run (about 3 minutes on 2 cores); figures in results/bench/.

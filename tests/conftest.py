@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +17,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-REPO = Path(__file__).resolve().parents[1]
-TEST_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
+
+def pytest_collection_modifyitems(items):
+    """Tests under tests/workflow/ run Snakemake: marked ``workflow`` (``make unit`` skips them)."""
+    workflow = Path(__file__).parent / "workflow"
+    for item in items:
+        if workflow in item.path.parents:
+            item.add_marker(pytest.mark.workflow)
 
 CORPUS = [
     "The capital of France is Paris.",
@@ -119,42 +120,6 @@ def smollm_tokenizer():
 
     source = resolve_source("embedded:smollm2-135m-instruct")
     return AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
-
-
-# The real workflow on the tiny test config (tests/e2e/config.yaml), run once
-# per session and shared by the end-to-end tests.
-
-
-def snakemake_command(workdir: Path, configfile: Path, *args: str, profile: str = "default") -> list[str]:
-    """The command line of the workflow in ``workdir`` with a workflow profile."""
-    return [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(configfile),
-        "--workflow-profile", str(REPO / "workflow" / "profiles" / profile), *args,
-    ]
-
-
-def snakemake(workdir: Path, configfile: Path, *args: str, profile: str = "default",
-              timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = snakemake_command(workdir, configfile, *args, profile=profile)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run, as {rule: count}; empty when nothing is to be done."""
-    if "Nothing to be done" in output:
-        return {}
-    table = output.split("Job stats:", 1)[1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
-
-
-@pytest.fixture(scope="session")
-def workdir(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("e2e")
-    shutil.copy(TEST_CONFIG, wd / "config.yaml")
-    done = snakemake(wd, wd / "config.yaml")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return wd
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import snakemake
+from helpers import snakemake
 
 BAD_FILES = {
     "empty": (b"", "empty.jsonl: no questions"),
@@ -47,7 +47,8 @@ def bad_run(tmp_path_factory):
         datasets[name] = {"source": str(wd / f"{name}.jsonl"), "format": "jsonl", "columns": COLUMNS}
     (wd / "one_question.jsonl").write_bytes(ONE_QUESTION)
     datasets["one_question"] = {"source": str(wd / "one_question.jsonl"), "format": "jsonl", "columns": COLUMNS}
-    (wd / "config.yaml").write_text(yaml.safe_dump({"datasets": datasets, "shards": 2}))
+    models = {"SmolLM2-135M-Instruct": {"source": "embedded:smollm2-135m-instruct"}}
+    (wd / "config.yaml").write_text(yaml.safe_dump({"models": models, "datasets": datasets, "shards": 2}))
     target = "results/datasets/good/questions.jsonl"
     good = wd / target
     first = run(wd, target)
@@ -83,7 +84,6 @@ def test_nothing_already_computed_is_lost(bad_run):
 # Kinds that need a prepared model and computed shards: the session's tiny run.
 
 
-@pytest.mark.e2e
 def test_a_layer_beyond_the_model_names_the_key(workdir, tmp_path):
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["layers"] = [0, 99]
@@ -94,7 +94,6 @@ def test_a_layer_beyond_the_model_names_the_key(workdir, tmp_path):
     assert "config key 'layers': layer(s) [99] out of range for a model with 30 layers" in done.stdout + done.stderr
 
 
-@pytest.mark.e2e
 def test_a_corrupt_shard_stops_the_probes_and_keeps_the_rest(workdir, tmp_path):
     prefix = Path("results/SmolLM2-135M-Instruct/builtin")
     shutil.copy(workdir / "config.yaml", tmp_path / "config.yaml")

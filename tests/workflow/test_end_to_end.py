@@ -1,22 +1,20 @@
 """The real workflow, end to end, with the embedded model on the tiny test config.
 
-One run (about 2-3 minutes on 2 CPU cores) is shared by every test here; the
-rerun tests are dry runs against it with one setting changed.
+One run (about 2-3 minutes on 2 CPU cores) is shared by every workflow test
+that needs finished results (the ``workdir`` fixture); what reruns when a
+setting or the code changes is checked in test_rerun_table.py and test_reruns.py.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, planned_jobs, snakemake
-
-pytestmark = pytest.mark.e2e
+from helpers import REPO, planned_jobs, snakemake
 
 FIXTURES_CONFIG = REPO / "tests" / "e2e" / "fixtures.yaml"
 RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
@@ -24,17 +22,16 @@ TOKENS = ["last_q", "exact_answer_first", "exact_answer_last", "exact_answer_aft
           "-8", "-7", "-6", "-5", "-4", "-3", "-2", "-1"]
 
 
-def variant(workdir: Path, name: str, section: str, key: str, value) -> Path:
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config.setdefault(section, {})[key] = value
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_lint_is_clean():
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_profile_drops_the_script_timestamp_trigger():
+    """Touching a script must not rerun its rule: code changes reach rules through their params."""
+    for profile in ("default", "slurm"):
+        settings = yaml.safe_load((REPO / "workflow" / "profiles" / profile / "config.yaml").read_text())
+        assert settings["rerun-triggers"] == ["mtime", "params", "input", "software-env"]
 
 
 def test_auc_table_covers_the_grid(workdir):
@@ -102,54 +99,6 @@ def test_second_run_does_nothing(workdir):
     assert planned_jobs(dry.stdout + dry.stderr) == {}
 
 
-DOWNSTREAM_OF_PROBES = {
-    "split_examples", "train_probes", "gather_auc", "plot_heatmap", "summarise_run", "select_cells",
-    "score_p_true", "compare_detectors", "plot_detectors", "generalise_datasets", "generalise_domains",
-    "plot_dataset_generalisation", "plot_domain_generalisation", "all",
-}
-
-
-@pytest.mark.parametrize(
-    ("section", "key", "value", "expected"),
-    [
-        ("probe", "C", 0.5, DOWNSTREAM_OF_PROBES),
-        ("plot", "annotate", False, {"plot_heatmap", "all"}),
-        ("generation", "max_new_tokens", 20,
-         {"generate_answers", "label_answers", "find_token_positions", "extract_activations"} | DOWNSTREAM_OF_PROBES),
-        ("exact_answer", "max_words", 5,
-         {"label_answers", "find_token_positions", "extract_activations"} | DOWNSTREAM_OF_PROBES),
-    ],
-)
-def test_a_changed_setting_reruns_only_its_stage_and_below(workdir, section, key, value, expected):
-    config = variant(workdir, f"{section}-{key}", section, key, value)
-    dry = snakemake(workdir, config, "--dry-run")
-    assert dry.returncode == 0, dry.stderr
-    assert set(planned_jobs(dry.stdout + dry.stderr)) == expected
-
-
-PLOTS = {"plot_heatmap", "plot_detectors", "plot_dataset_generalisation", "plot_domain_generalisation", "all"}
-
-
-@pytest.mark.parametrize(
-    ("module", "expected"),
-    [(None, set()), ("plotting", PLOTS), ("probes", DOWNSTREAM_OF_PROBES)],
-)
-def test_a_changed_library_module_reruns_the_rules_that_run_it(workdir, tmp_path, module, expected):
-    """A copy of the workflow, one library module edited: the rules whose scripts reach it rerun."""
-    code = tmp_path / "code"
-    shutil.copytree(REPO / "workflow", code / "workflow")
-    shutil.copytree(REPO / "scripts", code / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "Snakefile", code / "Snakefile")
-    if module is not None:
-        with (code / "scripts" / "truthmap" / f"{module}.py").open("a") as f:
-            f.write("\n\ndef _changed():\n    return 1\n")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--dry-run"]
-    dry = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert dry.returncode == 0, dry.stderr
-    assert set(planned_jobs(dry.stdout + dry.stderr)) == expected
-
-
 @pytest.fixture(scope="module")
 def fixture_runs(workdir) -> Path:
     """The embedded base model on the format fixtures, in the same working
@@ -188,11 +137,7 @@ def test_base_model_prompts_are_plain_and_choice_tasks_need_no_extractor(fixture
 
 
 def test_report_is_one_self_contained_page(workdir):
-    done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(workdir / "config.yaml"), "--report", str(workdir / "report.html")],
-        capture_output=True, text=True, timeout=300,
-    )
+    done = snakemake(workdir, workdir / "config.yaml", "--report", str(workdir / "report.html"), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     page = (workdir / "report.html").read_text()
     for category in ("Layer x Token heatmap", "Error detectors", "Generalisation", "Run summary"):

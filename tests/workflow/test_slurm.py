@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, planned_jobs, snakemake, snakemake_command
+from helpers import REPO, planned_jobs, snakemake, snakemake_command
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
+pytestmark = pytest.mark.slurm
 
 START = REPO / "tests" / "slurm" / "start-cluster.sh"
 STOP = REPO / "tests" / "slurm" / "stop-cluster.sh"

@@ -23,7 +23,7 @@ from truthmap.loaders import (
 from truthmap.loaders.formats import _FORMATS
 from truthmap.questions import BadField, check_record
 
-FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
 GENERIC_COLUMNS = {"id": "item", "question": "prompt", "answer": "gold", "context": "passage"}
 

@@ -412,7 +412,7 @@ def test_module_imports_no_heavy_packages() -> None:
         "import sys, truthmap.matching; "
         "print(sorted({'torch', 'transformers', 'snakemake'} & set(sys.modules)))"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "scripts")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "scripts")}
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )

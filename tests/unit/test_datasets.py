@@ -12,7 +12,7 @@ from truthmap.datasets import check_source, make_dataset, shard_records, subsamp
 from truthmap.files import InputError
 from truthmap.loaders import Loaded
 
-FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
 
 # --------------------------------------------------------------------------- subsample
 

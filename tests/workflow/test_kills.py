@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import snakemake_command
+from helpers import snakemake_command
 
-pytestmark = pytest.mark.e2e
 
 PREFIX = "results/SmolLM2-135M-Instruct/builtin"
 TARGETS = [f"{PREFIX}/auc.tsv"]

@@ -13,7 +13,7 @@ import pytest
 from truthmap.files import InputError
 from truthmap.loaders import Loaded, Skipped, load_source
 
-FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
 
 
 def _load(file: str | Path, **options) -> Loaded:

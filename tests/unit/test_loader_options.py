@@ -11,7 +11,7 @@ from truthmap.files import InputError
 from truthmap.loaders import Loaded, load_source
 from truthmap.loaders.options import FORMATS, parse_options
 
-FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
 GENERIC_COLUMNS = {"id": "item", "question": "prompt", "answer": "gold", "context": "passage"}
 
 

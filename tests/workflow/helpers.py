@@ -1,0 +1,36 @@
+"""Running the real workflow from a test: one Snakemake command builder and what a dry run planned."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
+
+
+def snakemake_command(workdir: Path, configfile: Path | None, *args: str, profile: str | None = "default",
+                      code: Path = REPO) -> list[str]:
+    """The command line of the workflow (the one in ``code``) run in ``workdir`` with a workflow profile."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), "--directory", str(workdir)]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    if profile is not None:
+        cmd += ["--workflow-profile", str(code / "workflow" / "profiles" / profile)]
+    return [*cmd, *args]
+
+
+def snakemake(workdir: Path, configfile: Path | None, *args: str, profile: str | None = "default",
+              code: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = snakemake_command(workdir, configfile, *args, profile=profile, code=code)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count}; empty when nothing is to be done."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
