@@ -68,13 +68,11 @@ def bench_questions(n: int) -> list[dict]:
 
 
 def answer_prompts(tokenizer, questions: Sequence[dict], has_chat_template: bool) -> list[list[int]]:
-    """Prompt ids exactly as the generation stage builds them (default config)."""
-    from truthmap.config import GenerationConfig
-    from truthmap.prompts import answer_prompt_text, encode_prompt, resolve_style
+    """Prompt ids exactly as the generation stage builds them (default settings)."""
+    from truthmap.generation import answer_prompts as stage_prompts
+    from truthmap.settings import GenerationSettings
 
-    cfg = GenerationConfig()
-    style = resolve_style(cfg.prompt_style, has_chat_template)
-    return [encode_prompt(tokenizer, answer_prompt_text(tokenizer, q, cfg, style), style) for q in questions]
+    return stage_prompts(questions, tokenizer, GenerationSettings(), has_chat_template).ids
 
 
 def extraction_workload(tokenizer, n: int, has_chat_template: bool, n_tokens: int = len(DEFAULT_TOKENS)) -> Workload:
@@ -243,19 +241,19 @@ def _peak_rss_mb() -> float:
 # ---------------------------------------------------------------- generation
 
 
-def time_generation(model, tokenizer, prompts: Sequence[Sequence[int]], batch_size: int,
+def time_generation(model, tokenizer, info, questions: Sequence[dict], batch_size: int,
                     max_new_tokens: int) -> tuple[float, int]:
-    """(seconds, generated tokens) of our greedy decoder at ``batch_size``."""
-    from truthmap.generation import eos_ids, generate_greedy
+    """(seconds, generated tokens) of the generation stage's own entry point at ``batch_size``."""
+    from truthmap.generation import answer_questions
+    from truthmap.settings import GenerationSettings
 
-    eos = eos_ids(model, tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    cfg = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size)
     device = next(model.parameters()).device
     start = time.perf_counter()
-    outs = generate_greedy(model, prompts, pad_id=pad, stop_ids=set(), eos=eos,
-                           max_new_tokens=max_new_tokens, batch_size=batch_size)
+    records = answer_questions(questions, model, tokenizer, cfg, info.has_chat_template,
+                               max_positions=info.max_positions)
     _sync(device)
-    return time.perf_counter() - start, sum(len(o.gen_ids) for o in outs)
+    return time.perf_counter() - start, sum(len(r["gen_ids"]) for r in records)
 
 
 # ---------------------------------------------------------------- probes
@@ -270,7 +268,8 @@ def write_synthetic_shards(folder: Path, n: int, layers: int, tokens: Sequence[s
     """
     from truthmap.files import write_tsv
     from truthmap.h5io import ActivationWriter
-    from truthmap.probes import make_split
+    from truthmap.probes import SPLIT_COLUMNS, split_table
+    from truthmap.settings import SplitSettings
 
     rng = np.random.default_rng(seed)
     ids = [f"q{i:05d}" for i in range(n)]
@@ -291,34 +290,32 @@ def write_synthetic_shards(folder: Path, n: int, layers: int, tokens: Sequence[s
                 block += strength * (labels[rows, None, None] - 0.35) * direction
                 writer.write(np.arange(len(rows)), {layer: block})
         paths.append(str(path))
-    split = make_split(ids, labels, 0.2, 0)
-    test = dict(zip(split.ids, split.is_test, strict=True))
-    rows = [{"id": q, "label": int(y), "split": "test" if test[q] else "train", "common": 1, "reason": ""}
-            for q, y in zip(ids, labels, strict=True)]
+    # The split stage's own entry point, on label and position records that give every question
+    # every token (the synthetic shards hold them all).
+    label_rows = [{"id": q, "correct": not y, "exact_method": "text", "reason": ""} for q, y in zip(ids, labels)]
+    position_rows = [{"id": q, **{t: "0" for t in tokens}} for q in ids]
     split_path = folder / "split.tsv"
-    write_tsv(split_path, rows, ["id", "label", "split", "common", "reason"])
+    write_tsv(split_path, split_table(label_rows, position_rows, list(tokens), SplitSettings()), SPLIT_COLUMNS)
     return paths, split_path
 
 
 def probe_job(split_path: str, shard_paths: Sequence[str], layer: int, out_dir: str, started: float) -> dict:
-    """What the train_probes rule does for one layer, with its time split into parts."""
+    """What the train_probes rule does for one layer (its entry point), with its time split into parts."""
     imported = time.time()
-    from truthmap.config import ProbeConfig
     from truthmap.files import read_tsv, write_json
     from truthmap.h5io import read_layer, read_meta
-    from truthmap.probes import load_split_features, probe_layer
+    from truthmap.probes import train_layer
+    from truthmap.settings import ProbeSettings
 
     after_import = time.time()
-    cfg = ProbeConfig()
     tokens = read_meta(shard_paths[0]).tokens
     rows = read_tsv(split_path)
-    read_before = _bytes_read()
-    data = load_split_features(rows, list(shard_paths), layer, tokens)
+    read_before, before_layer = _bytes_read(), time.time()
+    parts: dict[str, float] = {}
+    results = train_layer(rows, list(shard_paths), layer, tokens, ProbeSettings(), timings=parts)
     layer_read = _bytes_read() - read_before
-    after_read = time.time()
-    start = time.perf_counter()
-    results = probe_layer(layer, tokens, data, cfg)
-    evaluate = time.perf_counter() - start
+    evaluate = parts["evaluate_s"]
+    after_read = before_layer + parts["read_s"]
     for result in results:
         write_json(Path(out_dir) / f"layer{layer}_{result.token}.json", result.to_dict())
     done = time.time()
@@ -329,7 +326,7 @@ def probe_job(split_path: str, shard_paths: Sequence[str], layer: int, out_dir: 
         "layer": layer, "start_s": imported - started, "import_s": after_import - imported,
         "read_s": after_read - after_import, "evaluate_s": evaluate, "fit_s": sum(r.fit_seconds for r in results),
         "rest_s": done - after_read - evaluate, "layer_bytes_read": layer_read,
-        "layer_bytes": int(data.X.nbytes), "cells": len(tokens),
+        "layer_bytes": int(parts["layer_bytes"]), "cells": len(tokens),
         "one_cell_bytes_read": cell_read, "one_cell_bytes": int(one_cell.nbytes),
     }
 
@@ -458,11 +455,11 @@ def extraction_section(model, tokenizer, info, sizes: Sizes, peak: float, ours: 
 
 def generation_section(model, tokenizer, info, sizes: Sizes, gen_batch: int, max_new_tokens: int, say) -> dict:
     """2. Our greedy decoder batched vs one question at a time, on the same prompts."""
-    prompts = answer_prompts(tokenizer, bench_questions(sizes.generate), info.has_chat_template)
-    time_generation(model, tokenizer, prompts[:2], 2, 4)  # warm-up
-    batched_s, batched_tokens = time_generation(model, tokenizer, prompts, gen_batch, max_new_tokens)
+    prompts = bench_questions(sizes.generate)
+    time_generation(model, tokenizer, info, prompts[:2], 2, 4)  # warm-up
+    batched_s, batched_tokens = time_generation(model, tokenizer, info, prompts, gen_batch, max_new_tokens)
     single = prompts[: sizes.generate_single]
-    single_s, single_tokens = time_generation(model, tokenizer, single, 1, max_new_tokens)
+    single_s, single_tokens = time_generation(model, tokenizer, info, single, 1, max_new_tokens)
     g = {
         "questions": len(prompts), "batch_size": gen_batch, "max_new_tokens": max_new_tokens,
         "batched_s_per_question": batched_s / len(prompts), "batched_tokens_per_s": batched_tokens / batched_s,
