@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import yaml
 
-from truthmap import settings
-from truthmap.settings import RunSettings, Section, field_types
+from truthmap.sections import Section, field_types
+from truthmap.settings import RunSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"

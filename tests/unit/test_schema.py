@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from truthmap import schema
-from truthmap.settings import ProbeSettings, RunSettings, Section
+from truthmap.sections import Section
+from truthmap.settings import ProbeSettings, RunSettings
 
 
 def test_written_schema_and_readme_tables_agree_with_the_settings():

@@ -1,4 +1,4 @@
-"""Tests for truthmap.settings: token and layer selection, every section, its checks and what a rule is given."""
+"""Tests for truthmap.settings and truthmap.sections: tokens and layers, every section, its checks, what a rule is given."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from truthmap.files import InputError
+from truthmap.sections import NotGiven, Section, field_types
 from truthmap.settings import (
     EXACT_TOKENS,
     TOKEN_NAMES,
@@ -14,12 +15,9 @@ from truthmap.settings import (
     DatasetSettings,
     ExactAnswerSettings,
     GenerationSettings,
-    NotGiven,
     ProbeSettings,
     RunSettings,
-    Section,
     SplitSettings,
-    field_types,
     parse_tokens,
     resolve_layers,
 )
