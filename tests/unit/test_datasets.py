@@ -7,31 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from fixture_data import FIXTURES, question
 from truthmap.builtin import DOMAINS
 from truthmap.datasets import check_source, make_dataset, shard_records, subsample
 from truthmap.files import InputError
 from truthmap.loaders import Loaded
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
 
 # --------------------------------------------------------------------------- subsample
 
 
-def _q(qid: str = "q1", **changes: object) -> dict:
-    record = {
-        "id": qid,
-        "question": "What is 1 + 1?",
-        "aliases": ["2"],
-        "dataset": "toy",
-        "meta": {"domain": "arithmetic"},
-    }
-    record.update(changes)
-    return record
-
-
 def _toy(sizes: dict[str, int]) -> list[dict]:
     """Records of several domains, interleaved so that original order is not domain order."""
-    records = [_q(f"{d}-{i}", meta={"domain": d}) for d, n in sizes.items() for i in range(n)]
+    records = [question(f"{d}-{i}", meta={"domain": d}) for d, n in sizes.items() for i in range(n)]
     return sorted(records, key=lambda r: (int(r["id"].split("-")[1]), r["id"]))
 
 
@@ -76,7 +64,7 @@ def test_subsample_of_builtin_is_even(builtin: list[dict]) -> None:
 
 @pytest.mark.parametrize(("n_records", "n_shards"), [(1, 1), (10, 3), (10, 10), (1847, 7)])
 def test_shards_partition_the_records(n_records: int, n_shards: int) -> None:
-    records = [_q(f"q{i}") for i in range(n_records)]
+    records = [question(f"q{i}") for i in range(n_records)]
     shards = shard_records(records, n_shards)
     assert len(shards) == n_shards
     ids = [r["id"] for shard in shards for r in shard]
@@ -89,7 +77,7 @@ def test_shards_partition_the_records(n_records: int, n_shards: int) -> None:
 
 
 def test_too_many_shards() -> None:
-    records = [_q(f"q{i}") for i in range(3)]
+    records = [question(f"q{i}") for i in range(3)]
     with pytest.raises(InputError, match="cannot split 3 questions into 4 shards"):
         shard_records(records, 4)
 
@@ -97,7 +85,7 @@ def test_too_many_shards() -> None:
 @pytest.mark.parametrize("n_shards", [0, -1])
 def test_non_positive_shards(n_shards: int) -> None:
     with pytest.raises(ValueError, match=rf"3 questions into {n_shards} shards"):
-        shard_records([_q(f"q{i}") for i in range(3)], n_shards)
+        shard_records([question(f"q{i}") for i in range(3)], n_shards)
 
 
 # --------------------------------------------------------------------------- a configured dataset

@@ -7,22 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from fixture_data import FIXTURES, load_error, load_fixture
 from truthmap.files import InputError
-from truthmap.loaders import Loaded, load_source
+from truthmap.loaders import load_source
 from truthmap.loaders.options import FORMATS, parse_options
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
 GENERIC_COLUMNS = {"id": "item", "question": "prompt", "answer": "gold", "context": "passage"}
-
-
-def _load(file: str | Path, **options) -> Loaded:
-    return load_source("ds", str(FIXTURES / file), options)
-
-
-def _error(file: str | Path, **options) -> str:
-    with pytest.raises(InputError) as err:
-        _load(file, **options)
-    return str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +61,7 @@ def _error(file: str | Path, **options) -> str:
 )
 def test_bad_options_name_the_key(source: str, options: dict, pattern: str) -> None:
     with pytest.raises(InputError, match=r"^dataset 'ds': " + pattern):
-        _load(source, **options)
+        load_fixture(source, **options)
 
 
 def test_default_options_of_every_format_are_accepted() -> None:
@@ -109,16 +99,16 @@ def test_truthmap_is_the_default_for_jsonl(tmp_path: Path) -> None:
 
 def test_generic_mapping_errors() -> None:
     columns = {**GENERIC_COLUMNS, "question": "text"}
-    message = _error("generic-quiz.csv", format="csv", columns=columns)
+    message = load_error("generic-quiz.csv", format="csv", columns=columns)
     assert message.startswith(f"{FIXTURES / 'generic-quiz.csv'}: option 'columns.question'")
     assert "'text'" in message and "item, passage, prompt, gold" not in message
-    assert "'columns.answer'" in _error(
+    assert "'columns.answer'" in load_error(
         "generic-quiz.csv", format="csv", columns={"question": "prompt"}
     )
-    assert "'columns.prompt'" in _error(
+    assert "'columns.prompt'" in load_error(
         "generic-quiz.csv", format="csv", columns={**GENERIC_COLUMNS, "prompt": "prompt"}
     )
     no_context = {"question": "prompt", "answer": "gold"}
-    assert "'columns.context'" in _error(
+    assert "'columns.context'" in load_error(
         "generic-quiz.csv", format="csv", columns=no_context, with_context=True
     )

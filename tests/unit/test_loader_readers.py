@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from fixture_data import FIXTURES, load_error, load_fixture
 from truthmap.files import InputError
-from truthmap.loaders import Loaded, Skipped, load_source
+from truthmap.loaders import Skipped, load_source
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
-
-
-def _load(file: str | Path, **options) -> Loaded:
-    return load_source("ds", str(FIXTURES / file), options)
-
-
-def _error(file: str | Path, **options) -> str:
-    with pytest.raises(InputError) as err:
-        _load(file, **options)
-    return str(err.value)
 
 
 # --------------------------------------------------------------------------- files
@@ -44,7 +34,7 @@ def test_parquet_and_arrow_round_trip(tmp_path: Path, kind: str) -> None:
         new = pyarrow.ipc.new_stream if kind == "arrow-stream" else pyarrow.ipc.new_file
         with pa.OSFile(str(path), "wb") as sink, new(sink, table.schema) as writer:
             writer.write_table(table)
-    expected = _load("triviaqa-hf.jsonl", format="triviaqa")
+    expected = load_fixture("triviaqa-hf.jsonl", format="triviaqa")
     assert load_source("ds", str(path), {"format": "triviaqa"}) == expected
 
 
@@ -74,13 +64,13 @@ def test_multinli_tsv_is_read_without_quoting(tmp_path: Path) -> None:
 def test_row_numbers_per_file_type(tmp_path: Path) -> None:
     jsonl = tmp_path / "q.jsonl"
     jsonl.write_text('{"question": "Q1?", "answer": ["A"]}\n\n{"question": "Q2?", "answer": []}\n')
-    assert _error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 3: field 'answer'")
+    assert load_error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 3: field 'answer'")
     csv_path = tmp_path / "q.csv"
     csv_path.write_text('Question,Answer\n"Q1,\nspanning lines?",A\nQ2?,\n')
-    assert _error(csv_path, format="movies").startswith(f"{csv_path}, row 2: field 'Answer': empty")
+    assert load_error(csv_path, format="movies").startswith(f"{csv_path}, row 2: field 'Answer': empty")
     as_json = tmp_path / "q.json"
     as_json.write_text(json.dumps([{"question": "Q1?", "answer": "A"}, {"question": "Q2?"}]))
-    assert _error(as_json, format="natural_questions").startswith(
+    assert load_error(as_json, format="natural_questions").startswith(
         f"{as_json}, row 2: field 'answer'"
     )
 
@@ -90,32 +80,32 @@ def test_non_utf8_names_file_and_line(tmp_path: Path) -> None:
     jsonl.write_bytes(
         b'{"question": "Q?", "answer": ["A"]}\n{"question": "caf\xe9?", "answer": ["B"]}\n'
     )
-    assert _error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 2: not valid UTF-8")
+    assert load_error(jsonl, format="natural_questions").startswith(f"{jsonl}, row 2: not valid UTF-8")
     csv_path = tmp_path / "q.csv"
     csv_path.write_bytes(b"Question,Answer\nQ?,A\nQ2?,caf\xe9\n")
-    assert _error(csv_path, format="movies").startswith(f"{csv_path}, line 3: not valid UTF-8")
+    assert load_error(csv_path, format="movies").startswith(f"{csv_path}, line 3: not valid UTF-8")
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
     bad_json = tmp_path / "q.jsonl"
     bad_json.write_text('{"question": "Q?"\n')
-    assert _error(bad_json, format="natural_questions").startswith(
+    assert load_error(bad_json, format="natural_questions").startswith(
         f"{bad_json}, row 1: not valid JSON"
     )
     scalar = tmp_path / "q.json"
     scalar.write_text('{"Version": 1}')
-    assert "expected a JSON list" in _error(scalar, format="triviaqa")
+    assert "expected a JSON list" in load_error(scalar, format="triviaqa")
     text = tmp_path / "q.txt"
     text.write_text("Q? A")
-    assert "cannot read a .txt file" in _error(text, format="movies")
-    assert _error(tmp_path / "missing.csv", format="movies").endswith("missing.csv: file not found")
+    assert "cannot read a .txt file" in load_error(text, format="movies")
+    assert load_error(tmp_path / "missing.csv", format="movies").endswith("missing.csv: file not found")
 
 
 # --------------------------------------------------------------------------- aclImdb folders
 
 
 def test_imdb_folder_and_split() -> None:
-    test = _load("aclImdb", format="imdb").records
+    test = load_fixture("aclImdb", format="imdb").records
     assert [r["id"] for r in test] == [
         "neg-0_1",
         "neg-1_3",
@@ -127,12 +117,12 @@ def test_imdb_folder_and_split() -> None:
     assert [r["answer"] for r in test] == ["negative"] * 3 + ["positive"] * 3
     assert test[4]["meta"] == {"rating": 9}
     assert "told with care.\n\nThe final scene" in test[4]["question"]
-    assert _load("aclImdb", format="imdb", split="test") == _load("aclImdb", format="imdb")
-    train = _load("aclImdb", format="imdb", split="train").records
+    assert load_fixture("aclImdb", format="imdb", split="test") == load_fixture("aclImdb", format="imdb")
+    train = load_fixture("aclImdb", format="imdb", split="train").records
     assert [r["id"] for r in train] == ["neg-0_2", "pos-0_9"]
-    direct = _load("aclImdb/test", format="imdb")  # pos/ and neg/ directly inside
-    assert direct == _load("aclImdb", format="imdb")
-    assert "'split' is 'dev'" in _error("aclImdb", format="imdb", split="dev")
+    direct = load_fixture("aclImdb/test", format="imdb")  # pos/ and neg/ directly inside
+    assert direct == load_fixture("aclImdb", format="imdb")
+    assert "'split' is 'dev'" in load_error("aclImdb", format="imdb", split="dev")
 
 
 def test_imdb_folder_errors(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fixture_data import FIXTURES, load_error, load_fixture
 from truthmap.files import InputError
 from truthmap.loaders import (
     FORMATS,
@@ -23,23 +24,12 @@ from truthmap.loaders import (
 from truthmap.loaders.formats import _FORMATS
 from truthmap.questions import BadField, check_record
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "datasets"
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
 GENERIC_COLUMNS = {"id": "item", "question": "prompt", "answer": "gold", "context": "passage"}
 
 
-def _load(file: str | Path, **options) -> Loaded:
-    return load_source("ds", str(FIXTURES / file), options)
-
-
 def _by_id(loaded: Loaded) -> dict[str, dict]:
     return {r["id"]: r for r in loaded.records}
-
-
-def _error(file: str | Path, **options) -> str:
-    with pytest.raises(InputError) as err:
-        _load(file, **options)
-    return str(err.value)
 
 
 # --------------------------------------------------------------------------- every format
@@ -68,7 +58,7 @@ def _error(file: str | Path, **options) -> str:
     ],
 )
 def test_every_fixture_loads(file: str, options: dict, count: int) -> None:
-    loaded = _load(file, **options)
+    loaded = load_fixture(file, **options)
     assert len(loaded.records) == count
     assert loaded.skipped == []
     ids = [r["id"] for r in loaded.records]
@@ -77,7 +67,7 @@ def test_every_fixture_loads(file: str, options: dict, count: int) -> None:
     for record in loaded.records:
         assert check_record(record) is record
         assert list(record)[:5] == ["id", "question", "aliases", "dataset", "meta"]
-    assert _load(file, **options) == loaded  # deterministic, ids stable
+    assert load_fixture(file, **options) == loaded  # deterministic, ids stable
 
 
 def test_formats_are_all_listed() -> None:
@@ -93,7 +83,7 @@ def test_every_listed_format_has_a_converter() -> None:
 
 
 def test_triviaqa_original_layout() -> None:
-    records = _by_id(_load("triviaqa-web-dev.json", format="triviaqa"))
+    records = _by_id(load_fixture("triviaqa-web-dev.json", format="triviaqa"))
     mars = records["tc_101"]
     assert mars["question"] == "Which planet is known as the Red Planet?"
     assert mars["aliases"] == ["Mars", "Planet Mars", "Fourth planet"]  # normalised ones fold in
@@ -103,8 +93,8 @@ def test_triviaqa_original_layout() -> None:
 
 
 def test_both_triviaqa_layouts_agree() -> None:
-    original = _by_id(_load("triviaqa-web-dev.json", format="triviaqa"))
-    hf = _by_id(_load("triviaqa-hf.jsonl", format="triviaqa"))
+    original = _by_id(load_fixture("triviaqa-web-dev.json", format="triviaqa"))
+    hf = _by_id(load_fixture("triviaqa-hf.jsonl", format="triviaqa"))
     shared = set(original) & set(hf)
     assert shared == {"tc_101", "tc_102", "sfq_304", "qw_607"}
     for qid in shared:
@@ -113,7 +103,7 @@ def test_both_triviaqa_layouts_agree() -> None:
 
 
 def test_natural_questions_open() -> None:
-    records = _load("nq-open.jsonl", format="natural_questions").records
+    records = load_fixture("nq-open.jsonl", format="natural_questions").records
     assert records[0] == {
         "id": "row-000001",
         "question": "who wrote the declaration of independence",
@@ -125,24 +115,24 @@ def test_natural_questions_open() -> None:
 
 
 def test_natural_questions_with_and_without_context() -> None:
-    closed = _load("nq-with-context.csv", format="natural_questions").records
+    closed = load_fixture("nq-with-context.csv", format="natural_questions").records
     assert all("context" not in r for r in closed)
-    opened = _load("nq-with-context.csv", format="natural_questions", with_context=True).records
+    opened = load_fixture("nq-with-context.csv", format="natural_questions", with_context=True).records
     assert opened[0]["context"].startswith("General relativity is the geometric theory")
     assert opened[0]["aliases"] == ["Albert Einstein"]
     assert [{k: v for k, v in r.items() if k != "context"} for r in opened] == closed
     assert closed[4]["aliases"] == ["Mount Everest", "Everest"]  # a Python list in a cell
-    message = _error("nq-open.jsonl", format="natural_questions", with_context=True)
+    message = load_error("nq-open.jsonl", format="natural_questions", with_context=True)
     assert message.startswith(f"{FIXTURES / 'nq-open.jsonl'}, row 1: field 'context': missing")
 
 
 def test_hotpotqa_is_closed_book_unless_asked() -> None:
-    closed = _by_id(_load("hotpotqa-dev.json", format="hotpotqa"))
+    closed = _by_id(load_fixture("hotpotqa-dev.json", format="hotpotqa"))
     taj = closed["5ac4a8b7554299076e296d5c"]
     assert taj["aliases"] == ["New Delhi"] and "context" not in taj
     assert taj["meta"] == {"type": "bridge", "level": "hard"}
     assert closed["5ab2d0f05542991669774c0e"]["aliases"] == ["yes"]
-    opened = _by_id(_load("hotpotqa-dev.json", format="hotpotqa", with_context=True))
+    opened = _by_id(load_fixture("hotpotqa-dev.json", format="hotpotqa", with_context=True))
     assert opened["5ac4a8b7554299076e296d5c"]["context"] == (
         "The Taj Mahal is an ivory-white marble mausoleum in Agra, India.\n"
         "India is a country in South Asia.\n"
@@ -169,13 +159,13 @@ def test_hotpotqa_hugging_face_layout(tmp_path: Path) -> None:
     path = tmp_path / "hotpot.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in hf_rows))
     for with_context in (False, True):
-        expected = _load("hotpotqa-dev.json", format="hotpotqa", with_context=with_context)
+        expected = load_fixture("hotpotqa-dev.json", format="hotpotqa", with_context=with_context)
         loaded = load_source("ds", str(path), {"format": "hotpotqa", "with_context": with_context})
         assert loaded == expected
 
 
 def test_gsm8k_numbers() -> None:
-    records = _load("gsm8k.jsonl", format="gsm8k").records
+    records = load_fixture("gsm8k.jsonl", format="gsm8k").records
     assert [r["aliases"] for r in records] == [
         ["26"],
         ["1250"],
@@ -190,7 +180,7 @@ def test_gsm8k_numbers() -> None:
 
 
 def test_answerable_math_csv() -> None:
-    records = _by_id(_load("answerable-math.csv", format="gsm8k"))
+    records = _by_id(load_fixture("answerable-math.csv", format="gsm8k"))
     assert set(records) == {"11", "12", "13", "14", "15"}  # the file's own ids
     assert records["11"]["question"] == (
         "Sam has 7 bags with 3 marbles in each bag. How many marbles does Sam have?"
@@ -202,7 +192,7 @@ def test_answerable_math_csv() -> None:
 
 
 def test_winogrande_original_layout() -> None:
-    records = _by_id(_load("winogrande.jsonl", format="winogrande"))
+    records = _by_id(load_fixture("winogrande.jsonl", format="winogrande"))
     glass = records["39ZSFO5CA8V1-1"]
     assert glass["task"] == "choice"
     assert glass["choices"] == {"glass": ["glass"], "pillow": ["pillow"]}
@@ -213,7 +203,7 @@ def test_winogrande_original_layout() -> None:
 
 
 def test_winogrande_reference_csv() -> None:
-    records = _load("winogrande.csv", format="winogrande").records
+    records = load_fixture("winogrande.csv", format="winogrande").records
     daniel = records[1]
     assert daniel["question"].endswith("Who does the blank refer to in the sentence?")
     assert daniel["choices"] == {"Daniel": ["Daniel"], "Robert": ["Robert"]}  # sorted: no leak
@@ -222,7 +212,7 @@ def test_winogrande_reference_csv() -> None:
 
 
 def test_winobias() -> None:
-    records = _load("winobias.csv", format="winobias").records
+    records = load_fixture("winobias.csv", format="winobias").records
     anti = records[1]
     sentence = (
         "The mover helped the librarian because she was strong enough to lift the heavy boxes."
@@ -238,7 +228,7 @@ def test_winobias() -> None:
 
 
 def test_mnli_integer_labels() -> None:
-    records = _load("mnli-glue.jsonl", format="mnli").records
+    records = load_fixture("mnli-glue.jsonl", format="mnli").records
     assert [r["answer"] for r in records] == [
         "entailment", "contradiction", "neutral", "contradiction", "entailment", "neutral",
     ]  # fmt: skip
@@ -252,7 +242,7 @@ def test_mnli_integer_labels() -> None:
 
 
 def test_mnli_string_labels() -> None:
-    multi = _by_id(_load("multinli-dev.jsonl", format="mnli"))
+    multi = _by_id(load_fixture("multinli-dev.jsonl", format="mnli"))
     assert {qid: r["answer"] for qid, r in multi.items()} == {
         "10001e": "entailment",
         "10002c": "contradiction",
@@ -261,7 +251,7 @@ def test_mnli_string_labels() -> None:
         "10005c": "contradiction",
     }
     assert multi["10004e"]["meta"] == {"genre": "telephone"}
-    reference = _load("mnli-reference.csv", format="mnli").records
+    reference = load_fixture("mnli-reference.csv", format="mnli").records
     assert [r["answer"] for r in reference] == [
         "entailment", "contradiction", "neutral", "entailment", "contradiction",
     ]  # fmt: skip
@@ -269,7 +259,7 @@ def test_mnli_string_labels() -> None:
 
 
 def test_imdb_rows() -> None:
-    records = _load("imdb.jsonl", format="imdb").records
+    records = load_fixture("imdb.jsonl", format="imdb").records
     assert [r["answer"] for r in records] == ["positive", "negative"] * 3
     bad = records[1]
     assert bad["choices"] == {"negative": ["negative"], "positive": ["positive"]}
@@ -279,7 +269,7 @@ def test_imdb_rows() -> None:
 
 
 def test_movies() -> None:
-    records = _load("movie-qa.csv", format="movies").records
+    records = load_fixture("movie-qa.csv", format="movies").records
     assert records[2]["question"] == "Who acted as Vito Corleone in the movie 'The Godfather'?"
     assert records[2]["aliases"] == ["Marlon Brando"]
     assert records[2]["id"] == "row-000003"
@@ -289,7 +279,7 @@ def test_movies() -> None:
 
 
 def test_generic_csv_mapping() -> None:
-    loaded = _load("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS, answer_separator="|")
+    loaded = load_fixture("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS, answer_separator="|")
     records = _by_id(loaded)
     assert list(records) == ["geo_1", "geo_2", "sci_3", "sci_4", "hist-5"]
     assert records["geo_1"]["aliases"] == ["Lisbon", "Lisboa"]
@@ -298,11 +288,11 @@ def test_generic_csv_mapping() -> None:
     assert records["sci_4"]["aliases"] == ["8", "eight"]
     assert records["hist-5"]["aliases"] == ["1989"]
     assert all("context" not in r for r in loaded.records)
-    without = _by_id(_load("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS))
+    without = _by_id(load_fixture("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS))
     assert without["geo_1"]["aliases"] == ["Lisbon|Lisboa"]
     assert without["geo_2"]["aliases"] == ["Tokyo", "Tokio"]
     opened = _by_id(
-        _load("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS, with_context=True)
+        load_fixture("generic-quiz.csv", format="csv", columns=GENERIC_COLUMNS, with_context=True)
     )
     assert opened["hist-5"]["context"] == "The Berlin Wall fell on 9 November 1989."
 
@@ -351,7 +341,7 @@ def test_id_collision_after_making_ids_safe(tmp_path: Path) -> None:
 def test_malformed_row_names_file_row_and_field(
     file: str, fmt: str, row: int, field: str, why: str
 ) -> None:
-    message = _error(file, format=fmt)
+    message = load_error(file, format=fmt)
     assert message.startswith(f"{FIXTURES / file}, row {row}: field {field!r}: ")
     assert why in message
 
@@ -383,21 +373,21 @@ def test_malformed_row_names_file_row_and_field(
 def test_skip_malformed_keeps_the_good_rows(
     file: str, fmt: str, kept: list[str], skipped: list[tuple[int, str]]
 ) -> None:
-    loaded = _load(file, format=fmt, skip_malformed=True)
+    loaded = load_fixture(file, format=fmt, skip_malformed=True)
     assert [r["id"] for r in loaded.records] == kept
     assert [(s.row, s.field) for s in loaded.skipped] == skipped
     assert all(s.reason for s in loaded.skipped)
 
 
 def test_skipped_reasons_say_what_is_wrong() -> None:
-    skipped = _load(
+    skipped = load_fixture(
         "malformed/nq-bad.jsonl", format="natural_questions", skip_malformed=True
     ).skipped
     assert skipped[1] == Skipped(4, "question", "missing")
     assert skipped[2] == Skipped(6, "question", "must be text, got 42")
-    mnli = _load("malformed/mnli-bad.jsonl", format="mnli", skip_malformed=True).skipped
+    mnli = load_fixture("malformed/mnli-bad.jsonl", format="mnli", skip_malformed=True).skipped
     assert "got 7" in mnli[1].reason
-    wino = _load("malformed/winogrande-bad.jsonl", format="winogrande", skip_malformed=True).skipped
+    wino = load_fixture("malformed/winogrande-bad.jsonl", format="winogrande", skip_malformed=True).skipped
     assert "same option" in wino[1].reason and "'3'" in wino[2].reason
 
 
@@ -494,7 +484,7 @@ def test_empty_dataset_is_an_error(tmp_path: Path, content: str, name: str) -> N
 def test_all_rows_skipped_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "Q?", "answer": []}\n{"answer": ["A"]}\n')
-    message = _error(path, format="natural_questions", skip_malformed=True)
+    message = load_error(path, format="natural_questions", skip_malformed=True)
     assert message.startswith(f"{path}: no questions (2 malformed rows skipped; the first: row 1")
 
 
@@ -583,8 +573,8 @@ def test_fixture_folder_is_plain_text() -> None:
 
 
 def test_mnli_and_imdb_give_base_models_a_completion_prompt() -> None:
-    mnli = _load("mnli-glue.jsonl", format="mnli").records[0]
+    mnli = load_fixture("mnli-glue.jsonl", format="mnli").records[0]
     assert mnli["plain_question"].count("Relation:") == 4 and mnli["plain_question"].endswith("\nRelation:")
     assert mnli["question"].split("\n")[0] in mnli["plain_question"]
-    imdb = _load("imdb.jsonl", format="imdb").records[0]
+    imdb = load_fixture("imdb.jsonl", format="imdb").records[0]
     assert imdb["plain_question"].count("Sentiment:") == 3 and imdb["plain_question"].endswith("\nSentiment:")

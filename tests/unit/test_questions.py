@@ -7,22 +7,11 @@ import re
 
 import pytest
 
+from fixture_data import question
 from truthmap.files import InputError, write_jsonl
 from truthmap.questions import BadField, load_questions, unique_aliases, validate_questions
 
 # --------------------------------------------------------------------------- validation
-
-
-def _q(qid: str = "q1", **changes: object) -> dict:
-    record = {
-        "id": qid,
-        "question": "What is 1 + 1?",
-        "aliases": ["2"],
-        "dataset": "toy",
-        "meta": {"domain": "arithmetic"},
-    }
-    record.update(changes)
-    return record
 
 
 def _without(record: dict, key: str) -> dict:
@@ -32,24 +21,24 @@ def _without(record: dict, key: str) -> dict:
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
-        (_without(_q("q2"), "question"), "'question'"),
-        (_without(_q("q2"), "id"), "'id'"),
-        (_without(_q("q2"), "dataset"), "'dataset'"),
-        (_without(_q("q2"), "aliases"), "'aliases'"),
-        (_q("q2", question="   "), "'question'"),
-        (_q("q2", question=7), "'question'"),
-        (_q(7), "'id'"),
-        (_q("q2", aliases=[]), "'aliases'"),
-        (_q("q2", aliases="2"), "'aliases'"),
-        (_q("q2", aliases=["2", ""]), "'aliases'"),
-        (_q("q2", aliases=["2", 2]), "'aliases'"),
-        (_q("q2", meta=["arithmetic"]), "'meta'"),
-        (_q("q2", meta={"domain": 3}), "'meta.domain'"),
+        (_without(question("q2"), "question"), "'question'"),
+        (_without(question("q2"), "id"), "'id'"),
+        (_without(question("q2"), "dataset"), "'dataset'"),
+        (_without(question("q2"), "aliases"), "'aliases'"),
+        (question("q2", question="   "), "'question'"),
+        (question("q2", question=7), "'question'"),
+        (question(7), "'id'"),
+        (question("q2", aliases=[]), "'aliases'"),
+        (question("q2", aliases="2"), "'aliases'"),
+        (question("q2", aliases=["2", ""]), "'aliases'"),
+        (question("q2", aliases=["2", 2]), "'aliases'"),
+        (question("q2", meta=["arithmetic"]), "'meta'"),
+        (question("q2", meta={"domain": 3}), "'meta.domain'"),
     ],
 )
 def test_validation_names_source_row_and_field(bad: dict, field: str) -> None:
     with pytest.raises(InputError) as err:
-        validate_questions([_q("q1"), bad, _q("q3")], "data/q.jsonl")
+        validate_questions([question("q1"), bad, question("q3")], "data/q.jsonl")
     message = str(err.value)
     assert message.startswith("data/q.jsonl, row 2: ")
     assert field in message
@@ -73,15 +62,15 @@ def _choice_q(qid: str = "c1", **changes: object) -> dict:
 @pytest.mark.parametrize(
     ("bad", "field", "why"),
     [
-        (_q("q2", task="yesno"), "task", "must be one of ['qa', 'choice']"),
+        (question("q2", task="yesno"), "task", "must be one of ['qa', 'choice']"),
         (
-            _q("q2", choices={"a": ["a"], "b": ["b"]}),
+            question("q2", choices={"a": ["a"], "b": ["b"]}),
             "choices",
             "only allowed when 'task' is 'choice'",
         ),
-        (_q("q2", context=""), "context", "non-empty string"),
-        (_q("q2", context=["a passage"]), "context", "non-empty string"),
-        (_q("q2", plain_question="  "), "plain_question", "non-empty string"),
+        (question("q2", context=""), "context", "non-empty string"),
+        (question("q2", context=["a passage"]), "context", "non-empty string"),
+        (question("q2", plain_question="  "), "plain_question", "non-empty string"),
         (_without(_choice_q("q2"), "choices"), "choices", "at least 2 labels"),
         (_choice_q("q2", choices={"trophy": ["trophy"]}), "choices", "at least 2 labels"),
         (_choice_q("q2", choices=[["trophy"], ["case"]]), "choices", "at least 2 labels"),
@@ -115,13 +104,13 @@ def _choice_q(qid: str = "c1", **changes: object) -> dict:
 )
 def test_validation_of_the_optional_fields(bad: dict, field: str, why: str) -> None:
     with pytest.raises(InputError) as err:
-        validate_questions([_q("q1"), bad], "x.jsonl")
+        validate_questions([question("q1"), bad], "x.jsonl")
     assert str(err.value).startswith(f"x.jsonl, row 2: field {field!r}: ")
     assert why in str(err.value)
 
 
 def test_validation_accepts_the_optional_fields() -> None:
-    qa = _q("q2", task="qa", context="One and one make two.", plain_question="1 + 1 =")
+    qa = question("q2", task="qa", context="One and one make two.", plain_question="1 + 1 =")
     choice = _choice_q("c1")
     assert validate_questions([qa, choice], "x.jsonl") == [qa, choice]
 
@@ -136,7 +125,7 @@ def test_validation_fills_a_choice_records_aliases() -> None:
 
 def test_bad_field_errors_carry_field_and_reason() -> None:
     with pytest.raises(BadField) as err:
-        validate_questions([_q("q1", aliases=[])], "x.jsonl")
+        validate_questions([question("q1", aliases=[])], "x.jsonl")
     assert (err.value.field, err.value.where) == ("aliases", "x.jsonl, row 1")
     assert err.value.reason.startswith("must be a non-empty list")
     assert isinstance(err.value, InputError)
@@ -148,7 +137,7 @@ def test_validation_rejects_non_objects() -> None:
 
 
 def test_validation_names_both_rows_of_a_duplicate_id() -> None:
-    records = [_q("a"), _q("b"), _q("a")]
+    records = [question("a"), question("b"), question("a")]
     with pytest.raises(InputError, match=r"^data/q\.jsonl, rows 1 and 3: duplicate id 'a'"):
         validate_questions(records, "data/q.jsonl")
 
@@ -159,8 +148,8 @@ def test_validation_rejects_no_questions() -> None:
 
 
 def test_validation_keeps_records_and_defaults_meta() -> None:
-    with_extra = _q("a", source="trivia")
-    without_meta = _without(_q("b"), "meta")
+    with_extra = question("a", source="trivia")
+    without_meta = _without(question("b"), "meta")
     out = validate_questions([with_extra, without_meta], "q.jsonl")
     assert out[0] is with_extra
     assert out[1] == {**without_meta, "meta": {}}
@@ -175,7 +164,7 @@ def test_load_questions_roundtrip(tmp_path, builtin: list[dict]) -> None:
 
 def test_load_questions_names_file_row_and_field(tmp_path) -> None:
     path = tmp_path / "q.jsonl"
-    path.write_text(json.dumps(_q("a")) + "\n" + json.dumps(_q("b", aliases=[])) + "\n")
+    path.write_text(json.dumps(question("a")) + "\n" + json.dumps(question("b", aliases=[])) + "\n")
     with pytest.raises(InputError, match=rf"^{re.escape(str(path))}, row 2: field 'aliases'"):
         load_questions(path)
 
@@ -190,14 +179,14 @@ def test_load_questions_empty_file(tmp_path) -> None:
 def test_load_questions_non_utf8(tmp_path) -> None:
     path = tmp_path / "q.jsonl"
     latin1_row = '{"id": "caf\u00e9"}'.encode("latin-1")
-    path.write_bytes(json.dumps(_q("a")).encode() + b"\n" + latin1_row)
+    path.write_bytes(json.dumps(question("a")).encode() + b"\n" + latin1_row)
     with pytest.raises(InputError, match=rf"^{re.escape(str(path))}, row 2: not valid UTF-8"):
         load_questions(path)
 
 
 def test_load_questions_bad_json(tmp_path) -> None:
     path = tmp_path / "q.jsonl"
-    path.write_text(json.dumps(_q("a")) + "\n{not json\n")
+    path.write_text(json.dumps(question("a")) + "\n{not json\n")
     with pytest.raises(InputError, match=rf"^{re.escape(str(path))}, row 2: not valid JSON"):
         load_questions(path)
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import yaml
+from fixture_data import TEST_CONFIG, config_with
 
 from truthmap import schema
 from truthmap.sections import Section
@@ -82,17 +83,7 @@ def test_sections_cover_every_settings_class():
 
 # --------------------------------------------------------------------------- what the schema refuses
 
-BASE = yaml.safe_load((schema.REPO / "tests" / "e2e" / "config.yaml").read_text())
-
-
-def with_(key: str, value) -> dict:
-    config = yaml.safe_load(yaml.safe_dump(BASE))
-    node = config
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value
-    return config
+BASE = yaml.safe_load(TEST_CONFIG.read_text())
 
 
 def schema_errors(config: dict) -> str:
@@ -110,16 +101,16 @@ def schema_errors(config: dict) -> str:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (with_("probe.Cee", 1.0), "'Cee' was unexpected"),
-        (with_("activations.site", "attention"), "'attention' is not one of"),
-        (with_("models.SmolLM2-135M-Instruct.trust_remote_code", "yes"), "'yes' is not of type 'boolean'"),
-        (with_("models.SmolLM2-135M-Instruct.allow_pickle", 1), "1 is not of type 'boolean'"),
-        (with_("models.SmolLM2-135M-Instruct.dtype", "fp8"), "'fp8' is not one of"),
-        (with_("models.x; rm -rf ~", {"source": "embedded:smollm2-135m-instruct"}), "'x; rm -rf ~' does not match"),
-        (with_("datasets.$(reboot)", {"source": "builtin"}), "'$(reboot)' does not match"),
-        (with_("layers", [0, "1"]), "[0, '1'] is not valid under any of the given schemas"),
-        (with_("split.test_fraction", 0), "0 is less than or equal to the minimum of 0"),
-        (with_("plot.annotate", "no"), "'no' is not of type 'boolean'"),
+        (config_with("probe.Cee", 1.0), "'Cee' was unexpected"),
+        (config_with("activations.site", "attention"), "'attention' is not one of"),
+        (config_with("models.SmolLM2-135M-Instruct.trust_remote_code", "yes"), "'yes' is not of type 'boolean'"),
+        (config_with("models.SmolLM2-135M-Instruct.allow_pickle", 1), "1 is not of type 'boolean'"),
+        (config_with("models.SmolLM2-135M-Instruct.dtype", "fp8"), "'fp8' is not one of"),
+        (config_with("models.x; rm -rf ~", {"source": "embedded:smollm2-135m-instruct"}), "'x; rm -rf ~' does not match"),
+        (config_with("datasets.$(reboot)", {"source": "builtin"}), "'$(reboot)' does not match"),
+        (config_with("layers", [0, "1"]), "[0, '1'] is not valid under any of the given schemas"),
+        (config_with("split.test_fraction", 0), "0 is less than or equal to the minimum of 0"),
+        (config_with("plot.annotate", "no"), "'no' is not of type 'boolean'"),
         ({"datasets": BASE["datasets"]}, "'models' is a required property"),
     ],
 )

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import TEST_CONFIG, snakemake
+from fixture_data import TEST_CONFIG
+from helpers import snakemake
 
 
 @pytest.fixture(scope="session")

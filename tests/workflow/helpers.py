@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
 
 
 def snakemake_command(workdir: Path, configfile: Path | None, *args: str, profile: str | None = "default",

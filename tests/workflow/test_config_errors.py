@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TEST_CONFIG, snakemake
+from fixture_data import TEST_CONFIG, config_with
+from helpers import snakemake
 
 BASE = yaml.safe_load(TEST_CONFIG.read_text())
 
@@ -18,31 +19,21 @@ def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
     return snakemake(tmp_path, path, "--dry-run", timeout=120)
 
 
-def with_(key: str, value) -> dict:
-    config = yaml.safe_load(yaml.safe_dump(BASE))
-    node = config
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value
-    return config
-
-
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (with_("shard", 2), "'shard' was unexpected"),
-        (with_("shards", "two"), "'two' is not of type 'integer'"),
-        (with_("split.test_fraction", 1.5), "1.5 is greater than or equal to the maximum of 1"),
-        (with_("probe.test_fraction", 0.3), "'test_fraction' was unexpected"),
-        (with_("detectors.p_true", "yes"), "'yes' is not of type 'boolean'"),
-        (with_("datasets.mine", {"source": "builtin", "columns": {"question": "q"}}),
+        (config_with("shard", 2), "'shard' was unexpected"),
+        (config_with("shards", "two"), "'two' is not of type 'integer'"),
+        (config_with("split.test_fraction", 1.5), "1.5 is greater than or equal to the maximum of 1"),
+        (config_with("probe.test_fraction", 0.3), "'test_fraction' was unexpected"),
+        (config_with("detectors.p_true", "yes"), "'yes' is not of type 'boolean'"),
+        (config_with("datasets.mine", {"source": "builtin", "columns": {"question": "q"}}),
          "option 'columns' does not apply to format 'builtin'"),
-        (with_("tokens", ["last_q", "first_answer"]), "config key 'tokens': unknown token"),
-        (with_("models.broken", {"source": "/no/such/model"}), "config key 'models.broken.source'"),
-        (with_("datasets.mine", {"source": "/no/such/file.jsonl"}), "config key 'datasets.mine.source'"),
-        (with_("generation.template", "no placeholder"), "generation.template"),
-        (with_("exact_answer.extractor", "ghost"), "config key 'exact_answer.extractor'"),
+        (config_with("tokens", ["last_q", "first_answer"]), "config key 'tokens': unknown token"),
+        (config_with("models.broken", {"source": "/no/such/model"}), "config key 'models.broken.source'"),
+        (config_with("datasets.mine", {"source": "/no/such/file.jsonl"}), "config key 'datasets.mine.source'"),
+        (config_with("generation.template", "no placeholder"), "generation.template"),
+        (config_with("exact_answer.extractor", "ghost"), "config key 'exact_answer.extractor'"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(tmp_path, config, message):
