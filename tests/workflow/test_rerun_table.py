@@ -229,17 +229,30 @@ def test_every_file_dataset_option_is_tried():
     assert set(FILE_CHANGES) == OWN_DATASET
 
 
-@pytest.mark.parametrize("option", sorted(FILE_CHANGES))
-def test_a_file_dataset_option_reruns_its_build(file_datasets, option, tmp_path):
+@pytest.fixture(scope="module")
+def file_dry_runs(file_datasets, tmp_path_factory) -> dict[str, tuple[set[str], str]]:
+    """One dry run per option, of the changed dataset's questions file only, two at a time."""
     wd, config = file_datasets
-    dataset, change = FILE_CHANGES[option]
-    changed = copy.deepcopy(config)
-    changed["datasets"][dataset] = change(wd, config["datasets"][dataset])
-    path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(changed))
-    target = f"results/datasets/{dataset}/questions.jsonl"
-    unchanged = snakemake(wd, wd / "config.yaml", "--dry-run", target)
+    targets = [f"results/datasets/{d}/questions.jsonl" for d in config["datasets"]]
+    unchanged = snakemake(wd, wd / "config.yaml", "--dry-run", *targets)
     assert planned_jobs(unchanged.stdout) == {}, unchanged.stdout[-2000:]
-    done = snakemake(wd, path, "--dry-run", target)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert set(planned_jobs(done.stdout)) == rerun_table()[f"datasets.<name>.{option}"], done.stdout[-2000:]
+    folder = tmp_path_factory.mktemp("file_options")
+
+    def one(option: str) -> tuple[str, tuple[set[str], str]]:
+        dataset, change = FILE_CHANGES[option]
+        changed = copy.deepcopy(config)
+        changed["datasets"][dataset] = change(wd, config["datasets"][dataset])
+        path = folder / f"{option}.yaml"
+        path.write_text(yaml.safe_dump(changed))
+        done = snakemake(wd, path, "--dry-run", f"results/datasets/{dataset}/questions.jsonl")
+        assert done.returncode == 0, done.stderr[-2000:]
+        return option, (set(planned_jobs(done.stdout)), done.stdout)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(one, sorted(FILE_CHANGES)))
+
+
+@pytest.mark.parametrize("option", sorted(FILE_CHANGES))
+def test_a_file_dataset_option_reruns_its_build(file_dry_runs, option):
+    planned, output = file_dry_runs[option]
+    assert planned == rerun_table()[f"datasets.<name>.{option}"], output[-2000:]
