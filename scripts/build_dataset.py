@@ -3,7 +3,7 @@
 from truthmap import logs
 from truthmap.datasets import SKIPPED_COLUMNS, make_dataset
 from truthmap.files import write_jsonl, write_tsv
-from truthmap.loaders import LoadOptions
+from truthmap.load_options import LoadOptions
 
 log = logs.setup(snakemake.log[0], "build_dataset")
 spec = snakemake.params.spec

@@ -11,6 +11,7 @@ fall back on a default for a setting whose changes would not rerun it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -59,9 +60,9 @@ class Section:
     def __getattribute__(self, name: str) -> Any:
         value = object.__getattribute__(self, name)
         if value is UNREAD:
-            where = object.__getattribute__(self, "_where")()
+            key = object.__getattribute__(self, "_key_of")(name)
             raise NotGiven(
-                f"setting '{where + '.' if where else ''}{name}' was not passed to this rule: add it to the rule's params "
+                f"setting '{key}' was not passed to this rule: add it to the rule's params "
                 "(workflow/rules/) so that changing it reruns the rule"
             )
         return value
@@ -138,6 +139,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
 def field_types(cls) -> dict[str, Any]:
     """The resolved type of every field of a settings dataclass."""
     return typing.get_type_hints(cls)
@@ -179,8 +181,6 @@ def fits(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(hint, type) and issubclass(hint, Section):
-        return isinstance(value, hint)
     return isinstance(value, hint)
 
 

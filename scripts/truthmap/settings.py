@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal
 
 from truthmap.files import InputError
-from truthmap.loaders import FORMATS, LoadOptions
+from truthmap.load_options import FORMATS, LoadOptions
 from truthmap.sections import Section, field_types, setting
 
 

@@ -78,7 +78,7 @@ def test_formats_are_all_listed() -> None:
 
 
 def test_every_listed_format_has_a_converter() -> None:
-    # FORMATS is spelled out in loaders.options, so that checking options needs no converters.
+    # FORMATS is spelled out in load_options, so that checking options needs no converters.
     assert FORMATS == ("builtin", "truthmap", *_FORMATS)
 
 

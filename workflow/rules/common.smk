@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from truthmap.cluster import count_lines, model_job_mem_mb, shard_job_minutes, weights_bytes  # noqa: E402
 from truthmap.datasets import check_source as check_dataset_source  # noqa: E402
-from truthmap.loaders import parse_options  # noqa: E402
+from truthmap.load_options import parse_options  # noqa: E402
 from truthmap.models import ModelInfo  # noqa: E402
 from truthmap.models import check_source as check_model_source  # noqa: E402
 from truthmap.provenance import code_fingerprint  # noqa: E402

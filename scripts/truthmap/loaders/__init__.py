@@ -58,7 +58,7 @@ outside the known set, two identical options, a duplicate id) stops the load wit
 cannot be read at all (not UTF-8, not JSON) always stops the load, as does a source that
 yields no questions.
 
-The package: :mod:`~truthmap.loaders.options` checks the options,
+The package (its options are checked by :mod:`truthmap.load_options`):
 :mod:`~truthmap.loaders.readers` reads a source's rows and :mod:`~truthmap.loaders.formats`
 converts each (with the field helpers of :mod:`~truthmap.loaders.fields`); this module puts
 the steps together.
@@ -74,7 +74,7 @@ from typing import Any
 from truthmap.builtin import build_builtin
 from truthmap.files import InputError
 from truthmap.loaders.formats import _FORMATS, IMDB_CHOICES, MNLI_CHOICES
-from truthmap.loaders.options import (
+from truthmap.load_options import (
     _GENERIC,
     FORMATS,
     LoadOptions,

@@ -26,7 +26,7 @@ from truthmap.loaders.fields import (
     _text_list,
     _value,
 )
-from truthmap.loaders.options import LoadOptions
+from truthmap.load_options import LoadOptions
 from truthmap.questions import BadField, unique_aliases
 
 MNLI_CHOICES: dict[str, tuple[str, ...]] = {

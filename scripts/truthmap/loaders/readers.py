@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from truthmap.files import InputError
-from truthmap.loaders.options import LoadOptions
+from truthmap.load_options import LoadOptions
 
 
 def read_rows(

@@ -1,4 +1,4 @@
-"""Tests for truthmap.loaders.options: a dataset's loader options, checked."""
+"""Tests for truthmap.load_options: a dataset's loader options, checked."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from fixture_data import FIXTURES, load_error, load_fixture
 from truthmap.files import InputError
 from truthmap.loaders import load_source
-from truthmap.loaders.options import FORMATS, parse_options
+from truthmap.load_options import FORMATS, parse_options
 
 GENERIC_COLUMNS = {"id": "item", "question": "prompt", "answer": "gold", "context": "passage"}
 

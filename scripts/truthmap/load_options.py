@@ -1,7 +1,9 @@
 """Loader options: how the config says a dataset source is read, checked.
 
 :func:`parse_options` turns a dataset's options from the config into :class:`LoadOptions`;
-errors name the dataset and the option's key.
+errors name the dataset and the option's key. Kept outside the :mod:`truthmap.loaders`
+package so that the typed settings (imported by every rule script, the per-layer probe jobs
+included) can check options without importing file readers and format converters.
 """
 
 from __future__ import annotations
