@@ -3,7 +3,8 @@
 import torch
 
 from truthmap import logs
-from truthmap.activations import extract_to_h5, shard_inputs
+from truthmap.activations import extract_to_h5, fit_sequences, shard_inputs
+from truthmap.context import context_length, log_cuts
 from truthmap.settings import ActivationSettings, resolve_layers
 from truthmap.files import read_jsonl, read_tsv
 from truthmap.models import ModelInfo, load_model
@@ -19,6 +20,9 @@ ids, seqs, positions, labels = shard_inputs(
     read_tsv(snakemake.input.positions),
     tokens,
 )
+context = context_length(info.max_positions, info.name, log)
+seqs, positions, cuts = fit_sequences(seqs, positions, context)
+log_cuts(log, "prompt + answer", {q: f"{n} tokens cut from the start" for q, n in zip(ids, cuts) if n}, context)
 model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
 log.info("%d examples, %d tokens, layers %s, site %s", len(ids), sum(map(len, seqs)), layers, cfg.site)
 extract_to_h5(

@@ -3,6 +3,7 @@
 import torch
 
 from truthmap import logs
+from truthmap.context import context_length, log_cuts
 from truthmap.files import write_jsonl
 from truthmap.generation import answer_questions
 from truthmap.models import ModelInfo, load_model
@@ -18,11 +19,10 @@ log.info("model %s on %s", info.name, next(model.parameters()).device)
 questions = load_questions(snakemake.input.questions)
 records = answer_questions(
     questions, model, tokenizer, cfg, info.has_chat_template,
-    progress=logs.progress_logger(log, "generated"), max_positions=info.max_positions,
+    progress=logs.progress_logger(log, "generated"),
+    max_positions=context_length(info.max_positions, info.name, log),
 )
-cut = [r["id"] for r in records if r["prompt_tokens_cut"]]
-if cut:
-    log.warning("%d prompts were longer than the model's context of %d tokens allows and lost their start "
-                "(prompt_tokens_cut in the generation records), e.g. %s", len(cut), info.max_positions, cut[:3])
+log_cuts(log, "answer", {r["id"]: f"{r['prompt_tokens_cut']} prompt tokens cut from the start"
+                          for r in records if r["prompt_tokens_cut"]}, info.max_positions)
 write_jsonl(snakemake.output[0], records)
 log.info("wrote %d answers", len(records))

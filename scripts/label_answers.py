@@ -3,6 +3,7 @@
 import torch
 
 from truthmap import logs
+from truthmap.context import context_length, log_cuts
 from truthmap.files import read_jsonl, write_jsonl
 from truthmap.generation import extract_short_answers
 from truthmap.labels import label_shard, shard_items
@@ -21,13 +22,17 @@ def extract(pairs):
     info = ModelInfo.read(snakemake.input.extractor)
     model, tokenizer = load_model(snakemake.input.extractor, dtype=snakemake.params.dtype)
     log.info("extracting %d short answers with %s", len(pairs), info.name)
+    context[info.name] = context_length(info.max_positions, info.name, log)
     return extract_short_answers(
         pairs, model, tokenizer, cfg.max_new_tokens, cfg.batch_size, info.has_chat_template,
-        progress=logs.progress_logger(log, "extracted"),
+        progress=logs.progress_logger(log, "extracted"), max_positions=context[info.name],
     )
 
 
+context = {}
 labels = label_shard(items, extract, cfg.max_words)
+for extractor, max_positions in context.items():
+    log_cuts(log, f"{extractor}'s extraction", {x.id: x.extractor_prompt_cut for x in labels}, max_positions)
 write_jsonl(snakemake.output[0], [label.to_dict() for label in labels])
 log.info("%d answers, %d correct, %d without an exact answer", len(labels),
          sum(x.correct for x in labels), sum(x.exact_method == "none" for x in labels))

@@ -241,6 +241,26 @@ def extract_to_h5(
         capture.remove()
 
 
+def fit_sequences(seqs: Sequence[Sequence[int]], positions: np.ndarray, max_positions: int | None
+                  ) -> tuple[list[list[int]], np.ndarray, list[int]]:
+    """(sequences, positions, tokens cut) with every sequence within ``max_positions``.
+
+    Generation leaves room for its answer, so a prompt and its answer always fit
+    the model that wrote them; a longer one (generations of another model) loses
+    its start, its positions shift with it, and a position that falls in the
+    cut part is masked (-1), as for an example without an exact answer.
+    """
+    out_seqs, out_pos, cuts = [], positions.copy(), []
+    for row, seq in enumerate(seqs):
+        cut = 0 if max_positions is None else max(0, len(seq) - max_positions)
+        out_seqs.append(list(seq[cut:]))
+        cuts.append(cut)
+        if cut:
+            shifted = out_pos[row] - cut
+            out_pos[row] = np.where((out_pos[row] < 0) | (shifted < 0), -1, shifted)
+    return out_seqs, out_pos, cuts
+
+
 def shard_inputs(
     generations: Sequence[dict], labels: Sequence[dict], position_rows: Sequence[dict], tokens: Sequence[str]
 ) -> tuple[list[str], list[list[int]], np.ndarray, np.ndarray]:

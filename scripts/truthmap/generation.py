@@ -170,18 +170,26 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> li
     ]
 
 
+def prompt_room(max_positions: int | None, max_new_tokens: int, key: str) -> int | None:
+    """Tokens a prompt may have so that ``max_new_tokens`` more fit the context; None: no limit."""
+    if max_positions is None:
+        return None
+    room = max_positions - max_new_tokens
+    if room < 1:
+        raise InputError(
+            f"config key {key!r}: {max_new_tokens} leaves no room for a prompt in the model's context of "
+            f"{max_positions} tokens", hint=f"lower {key} below {max_positions}",
+        )
+    return room
+
+
 def fit_context(prompt_ids: Sequence[int], max_positions: int | None, max_new_tokens: int) -> tuple[list[int], int]:
     """(ids, tokens cut): a prompt that leaves no room for ``max_new_tokens`` in the
     model's context keeps its end (the question and the turn to answer)."""
     ids = list(prompt_ids)
-    if max_positions is None:
+    room = prompt_room(max_positions, max_new_tokens, "generation.max_new_tokens")
+    if room is None:
         return ids, 0
-    room = max_positions - max_new_tokens
-    if room < 1:
-        raise InputError(
-            f"config key 'generation.max_new_tokens': {max_new_tokens} leaves no room for a prompt "
-            f"in the model's context of {max_positions} tokens"
-        )
     cut = max(0, len(ids) - room)
     return ids[cut:], cut
 
@@ -265,22 +273,31 @@ def extract_short_answers(
     batch_size: int,
     has_chat_template: bool,
     progress: Callable[[int, int], None] | None = None,
-) -> list[str]:
-    """The extractor's raw replies for (question, long answer) pairs."""
+    max_positions: int | None = None,
+) -> list[tuple[str | None, str]]:
+    """(the extractor's raw reply, what its prompt lost) for (question, long answer) pairs.
+
+    A prompt longer than the extractor's context allows (``max_positions`` less
+    ``max_new_tokens``) drops demonstrations, then the question's start; one that
+    cannot fit at all is not fed: its reply is None and the note says why.
+    """
     from truthmap.positions import decode
-    from truthmap.prompts import encode_prompt, extraction_prompt_text
+    from truthmap.prompts import extraction_prompt_ids
 
     style = "chat" if has_chat_template else "plain"
-    prompt_ids = [
-        encode_prompt(tokenizer, extraction_prompt_text(tokenizer, q, a, style), style) for q, a in pairs
-    ]
+    room = prompt_room(max_positions, max_new_tokens, "exact_answer.max_new_tokens")
+    fits = [extraction_prompt_ids(tokenizer, q, a, style, room) for q, a in pairs]
+    fed = [i for i, fit in enumerate(fits) if fit.ids is not None]
     eos = eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
     outs = generate_greedy(
-        model, prompt_ids, pad_id=pad, stop_ids=newline_ids(tokenizer) - eos, eos=eos,
+        model, [fits[i].ids for i in fed], pad_id=pad, stop_ids=newline_ids(tokenizer) - eos, eos=eos,
         max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
-    )
-    return [decode(tokenizer, out.gen_ids) for out in outs]
+    ) if fed else []
+    replies: list[str | None] = [None] * len(pairs)
+    for i, out in zip(fed, outs, strict=True):
+        replies[i] = decode(tokenizer, out.gen_ids)
+    return [(reply, fit.note) for reply, fit in zip(replies, fits, strict=True)]
 
 
 @torch.inference_mode()

@@ -66,6 +66,9 @@ class AnswerLabel:
     """The extractor said NO ANSWER (or nothing)."""
     reason: str
     """Why there is no exact answer; empty when there is one."""
+    extractor_prompt_cut: str = ""
+    """What the extraction prompt lost to fit the extractor's context (demonstrations, the
+    question's start), or why it was skipped; empty when it fitted whole."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,14 +153,16 @@ def shard_items(questions: Sequence[dict], generations: Sequence[dict]) -> list[
 
 def label_shard(
     items: Sequence[Item],
-    extract: Callable[[list[tuple[str, str]]], list[str]],
+    extract: Callable[[list[tuple[str, str]]], list[tuple[str | None, str]]],
     max_words: int | None = None,
 ) -> list[AnswerLabel]:
     """Label every item; open questions answered wrongly go to the extractor.
 
     ``extract`` gets the (question, generated text) pairs of the incorrect
-    open answers in one call (so that it can batch them) and returns the raw
-    replies. It is not called when there are none.
+    open answers in one call (so that it can batch them) and returns, per
+    pair, the raw reply (None when the prompt could not fit the extractor's
+    context) and what its prompt lost to fit (empty when nothing). It is not
+    called when there are none.
     """
     labels = [
         label_by_choice(it.id, it.text, it.choices or {}, it.answer or "") if it.task == "choice"
@@ -169,6 +174,10 @@ def label_shard(
         labels[i] = replace(labels[i], reason="empty generation")
     todo = [i for i in todo if items[i].text.strip()]
     replies = extract([(items[i].question, items[i].text) for i in todo]) if todo else []
-    for i, reply in zip(todo, replies, strict=True):
-        labels[i] = apply_extraction(labels[i], items[i].text, reply, max_words)
+    for i, (reply, cut) in zip(todo, replies, strict=True):
+        if reply is None:
+            labels[i] = replace(labels[i], reason=f"extraction prompt does not fit the extractor's context ({cut})",
+                                extractor_prompt_cut=cut)
+        else:
+            labels[i] = replace(apply_extraction(labels[i], items[i].text, reply, max_words), extractor_prompt_cut=cut)
     return labels

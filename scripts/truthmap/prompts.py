@@ -7,8 +7,11 @@ fed, and they are stored, so later stages never re-tokenize a prompt.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
+from truthmap.context import Fit, fit_fields
+from truthmap.files import InputError
 from truthmap.settings import GenerationSettings
 
 Style = Literal["chat", "plain"]
@@ -49,7 +52,8 @@ def resolve_style(requested: str, has_chat_template: bool) -> Style:
     if requested == "auto":
         return "chat" if has_chat_template else "plain"
     if requested == "chat" and not has_chat_template:
-        raise ValueError("config key 'generation.prompt_style' is 'chat' but the model has no chat template")
+        raise InputError("config key 'generation.prompt_style' is 'chat' but the model has no chat template",
+                         hint="set it to 'plain' or 'auto'")
     return requested  # type: ignore[return-value]
 
 
@@ -86,18 +90,38 @@ def encode_prompt(tokenizer, text: str, style: Style) -> list[int]:
     return list(tokenizer(text, add_special_tokens=(style == "plain"))["input_ids"])
 
 
-def extraction_prompt_text(tokenizer, question: str, long_answer: str, style: Style) -> str:
-    """A few-shot prompt that asks for the short answer inside ``long_answer``."""
+def extraction_prompt_text(tokenizer, question: str, long_answer: str, style: Style,
+                           shots: int = len(EXTRACTION_SHOTS)) -> str:
+    """A prompt with the first ``shots`` demonstrations that asks for the short answer inside ``long_answer``."""
+    demonstrations = EXTRACTION_SHOTS[:shots]
     if style == "chat":
         messages = []
-        for q, long, short in EXTRACTION_SHOTS:
+        for q, long, short in demonstrations:
             messages.append({"role": "user", "content": _extraction_query(q, long)})
             messages.append({"role": "assistant", "content": short})
         messages.append({"role": "user", "content": _extraction_query(question, long_answer)})
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    blocks = [f"{_extraction_query(q, long)} {short}" for q, long, short in EXTRACTION_SHOTS]
+    blocks = [f"{_extraction_query(q, long)} {short}" for q, long, short in demonstrations]
     blocks.append(_extraction_query(question, long_answer))
     return "\n\n".join(blocks)
+
+
+def extraction_prompt_ids(tokenizer, question: str, long_answer: str, style: Style, room: int | None) -> Fit:
+    """The extraction prompt's ids within ``room`` tokens.
+
+    What goes first when it does not fit: demonstrations, from the last one;
+    then the start of the question. The long answer is never cut (the reply
+    must be found in it); when it alone is too long the fit has no ids.
+    """
+    def render(shots: int, question: str = question) -> list[int]:
+        return encode_prompt(tokenizer, extraction_prompt_text(tokenizer, question, long_answer, style, shots), style)
+
+    for shots in range(len(EXTRACTION_SHOTS), 0, -1):
+        ids = render(shots)
+        if room is None or len(ids) <= room:
+            return Fit(ids, room, dropped_demonstrations=len(EXTRACTION_SHOTS) - shots)
+    fit = fit_fields(lambda question: render(0, question), {"question": question}, ["question"], tokenizer, room)
+    return replace(fit, dropped_demonstrations=len(EXTRACTION_SHOTS))
 
 
 def _extraction_query(question: str, long_answer: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from truthmap.prompts import Style
 
 ORDERS: dict[str, tuple[str, str]] = {"ab": ("True", "False"), "ba": ("False", "True")}
-P_TRUE_COLUMNS = ("id", "split", "logodds_true_ab", "logodds_true_ba")
+P_TRUE_COLUMNS = ("id", "split", "logodds_true_ab", "logodds_true_ba", "prompt_cut")
 ANSWER_CUE = "The possible answer is: ("
 
 
@@ -50,22 +50,42 @@ def letter_ids(tokenizer, prompt: str, style: Style) -> tuple[int, int]:
 
 
 def p_true_log_odds(
-    model, tokenizer, items: Sequence[tuple[str, str]], style: Style, batch_size: int
-) -> dict[str, np.ndarray]:
-    """log P(True) - log P(False) per (question, answer) item, for both option orders."""
+    model, tokenizer, items: Sequence[tuple[str, str]], style: Style, batch_size: int,
+    max_positions: int | None = None,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """log P(True) - log P(False) per (question, answer) item, for both option orders, and what
+    each item's prompts lost to fit the context.
+
+    A prompt longer than ``max_positions`` loses the start of its question, then
+    of its answer; one that cannot fit even so gets NaN, and its note says why.
+    """
+    from truthmap.context import fit_fields
     from truthmap.generation import next_token_logits
     from truthmap.prompts import encode_prompt
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = {}
+    notes: list[list[str]] = [[] for _ in items]
     for order, (first, _) in ORDERS.items():
-        texts = [p_true_prompt(tokenizer, q, a, order, style) for q, a in items]
-        a_id, b_id = letter_ids(tokenizer, texts[0], style)
-        prompts = [encode_prompt(tokenizer, t, style) for t in texts]
-        logits = next_token_logits(model, prompts, [a_id, b_id], pad_id=pad, batch_size=batch_size)
-        true_first = first == "True"
-        out[order] = (logits[:, 0] - logits[:, 1]) * (1 if true_first else -1)
-    return out
+        def render(question: str, answer: str, order: str = order) -> list[int]:
+            return encode_prompt(tokenizer, p_true_prompt(tokenizer, question, answer, order, style), style)
+
+        fits = [
+            fit_fields(render, {"question": q, "answer": a}, ["question", "answer"], tokenizer, max_positions)
+            for q, a in items
+        ]
+        fed = [i for i, fit in enumerate(fits) if fit.ids is not None]
+        odds = np.full(len(items), np.nan)
+        if fed:
+            a_id, b_id = letter_ids(tokenizer, p_true_prompt(tokenizer, *items[fed[0]], order, style), style)
+            logits = next_token_logits(model, [fits[i].ids for i in fed], [a_id, b_id], pad_id=pad,
+                                       batch_size=batch_size)
+            odds[fed] = (logits[:, 0] - logits[:, 1]) * (1 if first == "True" else -1)
+        out[order] = odds
+        for note, fit in zip(notes, fits):
+            if fit.note and fit.note not in note:
+                note.append(fit.note)
+    return out, ["; ".join(note) for note in notes]
 
 
 def questions_to_score(split_rows: Sequence[dict], n_train: int, seed: int) -> dict[str, str]:
@@ -83,16 +103,20 @@ def questions_to_score(split_rows: Sequence[dict], n_train: int, seed: int) -> d
 
 
 def score_shard(model, tokenizer, generations: Sequence[dict], wanted: dict[str, str],
-                batch_size: int) -> list[dict]:
-    """P(True) log-odds, both orders, of this shard's wanted questions (their own prompt style)."""
+                batch_size: int, max_positions: int | None = None) -> list[dict]:
+    """P(True) log-odds, both orders, of this shard's wanted questions (their own prompt style).
+
+    ``prompt_cut`` says what a question's prompts lost to fit the model's context (empty: nothing).
+    """
     chosen = [g for g in generations if g["id"] in wanted]
     rows = []
     for style in sorted({g["prompt_style"] for g in chosen}):
         part = [g for g in chosen if g["prompt_style"] == style]
-        odds = p_true_log_odds(model, tokenizer, [(g["question"], g["text"]) for g in part], style, batch_size)
+        odds, cut = p_true_log_odds(model, tokenizer, [(g["question"], g["text"]) for g in part], style,
+                                    batch_size, max_positions)
         rows += [
             {"id": g["id"], "split": wanted[g["id"]], "logodds_true_ab": float(odds["ab"][i]),
-             "logodds_true_ba": float(odds["ba"][i])}
+             "logodds_true_ba": float(odds["ba"][i]), "prompt_cut": cut[i]}
             for i, g in enumerate(part)
         ]
     return rows

@@ -47,7 +47,7 @@ def test_shard_labelling_calls_the_extractor_once_with_incorrect_answers_only():
 
     def extract(pairs):
         calls.append(pairs)
-        return [replies[q] for q, _ in pairs]
+        return [(replies[q], "") for q, _ in pairs]
 
     labels = {x.id: x for x in label_shard(items, extract, max_words=8)}
     assert len(calls) == 1 and [q for q, _ in calls[0]] == ["Capital of Mali?", "Capital of Peru?",
@@ -148,3 +148,16 @@ def test_choice_items_never_reach_the_extractor():
     first, second = label_shard(items, extract)
     assert first.correct and first.exact_answer == "Mary"
     assert not second.correct and second.choice == "Sarah" and second.exact_answer == "Sarah"
+
+
+def test_extraction_prompts_cut_or_skipped_to_fit_are_recorded():
+    items = [Item("a", "Capital of Mali?", "It is Dakar.", ["Bamako"]), Item("b", "Capital of Peru?", "Quito.", ["Lima"])]
+    skipped = "skipped: longer than the 40 tokens the context leaves, even with question cut"
+
+    def extract(pairs):
+        return [("Dakar", "6 demonstrations dropped"), (None, skipped)]
+
+    a, b = label_shard(items, extract)
+    assert a.exact_answer == "Dakar" and a.extractor_prompt_cut == "6 demonstrations dropped" and a.reason == ""
+    assert b.exact_method == "none" and b.extractor_reply is None and b.extractor_prompt_cut == skipped
+    assert b.reason == f"extraction prompt does not fit the extractor's context ({skipped})"

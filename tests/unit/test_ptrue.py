@@ -19,7 +19,8 @@ def test_prompts_offer_both_orders(tiny_tokenizer):
 def test_log_odds_match_a_full_forward(tiny_model):
     model, tok = tiny_model
     items = [("Capital of France?", "Paris"), ("What is 17 + 25?", "The answer is 42, I think.")]
-    odds = p_true_log_odds(model, tok, items, "plain", batch_size=2)
+    odds, cut = p_true_log_odds(model, tok, items, "plain", batch_size=2)
+    assert cut == ["", ""]
     for order, sign in (("ab", 1), ("ba", -1)):
         for i, (q, a) in enumerate(items):
             text = p_true_prompt(tok, q, a, order, "plain")
