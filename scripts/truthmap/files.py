@@ -21,7 +21,15 @@ from typing import Any
 
 
 class InputError(ValueError):
-    """Bad input: the message names the file, row or key at fault."""
+    """Bad input the user can fix: the message names the file, row or key at fault.
+
+    A rule script stops on it with that one line (and the ``hint``, when there
+    is one) instead of a traceback: see :func:`truthmap.logs.setup`.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @contextlib.contextmanager

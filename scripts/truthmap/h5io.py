@@ -30,6 +30,8 @@ from truthmap.files import InputError, atomic_path
 
 CHUNK_ROWS = 256
 
+REMAKE = "delete the file: the next run extracts the shard again"
+
 
 @dataclass(frozen=True)
 class ShardMeta:
@@ -107,8 +109,10 @@ class ActivationWriter:
                 half = block[order].astype(np.float16)
             bad = sorted_rows[nonfinite_rows(half)]
             if bad.size:
-                raise ValueError(f"{self.path}: layer {layer}, rows {bad[:5].tolist()}: hidden states are NaN "
-                                 "or beyond the float16 range")
+                raise InputError(f"{self.path}: layer {layer}, rows {bad[:5].tolist()}: hidden states are NaN "
+                                 "or beyond the float16 range",
+                                 hint=f"leave layer {layer} out of config key 'layers', or check the model's "
+                                      "weights and dtype")
             self._file["layers"][str(layer)][sorted_rows] = half
 
     def close(self) -> None:
@@ -154,7 +158,7 @@ def read_meta(path: str | os.PathLike) -> ShardMeta:
     f = _open(path)
     with f:
         if not f.attrs.get("complete", False):
-            raise InputError(f"{path}: incomplete activation shard (the job writing it did not finish)")
+            raise InputError(f"{path}: incomplete activation shard (the job writing it did not finish)", hint=REMAKE)
         return ShardMeta(
             path=str(path),
             ids=[s.decode() if isinstance(s, bytes) else str(s) for s in f["ids"][:]],
@@ -182,12 +186,12 @@ def read_layer(path: str | os.PathLike, layer: int, token_index: int | None = No
         expected = (len(f["ids"]), len(f.attrs["tokens"]), int(f.attrs["hidden_size"]))
         if dset.shape != expected:
             raise InputError(f"{path}: layer {layer} has shape {dset.shape}, expected {expected} "
-                             "(ids x tokens x hidden size)")
+                             "(ids x tokens x hidden size)", hint=REMAKE)
         block = dset[:] if token_index is None else dset[:, token_index, :]
     rows = np.flatnonzero(nonfinite_rows(block))
     if rows.size:
         raise InputError(f"{path}: layer {layer} holds NaN or infinite values in rows {rows[:5].tolist()} "
-                         "(a hidden state beyond the float16 range?)")
+                         "(a hidden state beyond the float16 range?)", hint=REMAKE)
     return block
 
 
@@ -197,4 +201,4 @@ def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r", locking=False)
     except OSError as err:
-        raise InputError(f"{path}: not a readable HDF5 file ({err})") from err
+        raise InputError(f"{path}: not a readable HDF5 file ({err})", hint=REMAKE) from err

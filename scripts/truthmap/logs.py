@@ -1,4 +1,10 @@
-"""Logging for rule scripts: messages and tracebacks go to the rule's log file and stderr."""
+"""Logging for rule scripts: messages and errors go to the rule's log file and stderr.
+
+An error the user can fix (:class:`~truthmap.files.InputError`: a bad file,
+config value or model folder) ends the job with its one-line message, a hint
+where there is one, and exit status 1; any other exception keeps its
+traceback, since it is a bug to report.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +52,24 @@ def setup(log_path: str | os.PathLike, name: str) -> logging.Logger:
         stream=sys.stderr,
         force=True,
     )
+    sys.excepthook = _one_line_for_input_errors
     return logging.getLogger(name)
+
+
+def input_error_lines(err: BaseException) -> str:
+    """The lines an :class:`InputError` ends a job with: ``error: ...`` and ``hint: ...``."""
+    hint = getattr(err, "hint", None)
+    return f"error: {err}\n" + (f"hint: {hint}\n" if hint else "")
+
+
+def _one_line_for_input_errors(kind, err, tb) -> None:
+    from truthmap.files import InputError
+
+    if isinstance(err, InputError):
+        sys.stderr.write(input_error_lines(err))
+        sys.stderr.flush()
+    else:
+        sys.__excepthook__(kind, err, tb)
 
 
 def progress_logger(logger: logging.Logger, what: str, every: float = 0.1):

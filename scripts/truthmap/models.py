@@ -218,9 +218,14 @@ def check_safetensors(name: str, folder: Path) -> None:
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     found = f"only pickled weights ({', '.join(pickled)})" if pickled else "no weights"
     raise InputError(
-        f"model {name!r}: {folder} has {found}; truthmap loads safetensors or GGUF. Convert the weights "
-        f"to safetensors, or set models.{name}.allow_pickle: true if you trust the file"
+        f"model {name!r}: {folder} has {found}; truthmap loads safetensors or GGUF",
+        hint=f"convert the weights to safetensors, or set models.{name}.allow_pickle: true if you trust the file",
     )
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message up to its first line break (library messages run on for lines)."""
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def _ordinary_permissions(folder: Path) -> None:
@@ -257,12 +262,16 @@ def _describe(name: str, source: str, config_dir: Path, weights_dir: Path, trust
     try:
         config = AutoConfig.from_pretrained(config_dir, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(config_dir, trust_remote_code=trust_remote_code)
-    except ValueError as err:
-        if "trust_remote_code" not in str(err):
-            raise
+    except (ValueError, OSError) as err:
+        if "trust_remote_code" in str(err):
+            raise InputError(
+                f"model {name!r}: {config_dir} needs the Python code it ships to load; truthmap does not run it "
+                f"unless models.{name}.trust_remote_code is true",
+                hint="read the code it ships (the .py files in the folder) before you trust it",
+            ) from err
         raise InputError(
-            f"model {name!r}: {config_dir} needs the Python code it ships to load; truthmap does not run it "
-            f"unless models.{name}.trust_remote_code is true ({err})"
+            f"model {name!r}: {config_dir}: cannot read its config or tokenizer ({first_line(err)})",
+            hint="a Hugging Face model folder holds config.json, the tokenizer's files and the weights",
         ) from err
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     return ModelInfo(

@@ -15,8 +15,11 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from truthmap.files import InputError
 from truthmap.settings import ProbeSettings, SplitSettings
 from truthmap.stats import bootstrap_auc, roc_auc
+
+STALE_SHARD = "the shard was not made from this run's labels: delete it and the next run extracts it again"
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,7 @@ def load_split_features(
     for path in shard_paths:
         meta = read_meta(path)
         if meta.tokens != list(tokens):
-            raise ValueError(f"{path}: holds tokens {meta.tokens}, expected {list(tokens)}")
+            raise InputError(f"{path}: holds tokens {meta.tokens}, expected {list(tokens)}", hint=STALE_SHARD)
         if token is None:
             block, shard_valid = read_layer(path, layer), meta.valid
         else:
@@ -292,17 +295,18 @@ def load_split_features(
         for j, qid in enumerate(meta.ids):
             i = row_of.get(qid)
             if i is None:
-                raise ValueError(f"{path}: question {qid!r} is not in the split table")
+                raise InputError(f"{path}: question {qid!r} is not in the split table", hint=STALE_SHARD)
             if seen[i]:
-                raise ValueError(f"{path}: question {qid!r} appears in two shards")
+                raise InputError(f"{path}: question {qid!r} appears in two shards", hint=STALE_SHARD)
             if int(meta.labels[j]) != int(split_rows[i]["label"]):
-                raise ValueError(f"{path}: label of {qid!r} disagrees with the split table")
+                raise InputError(f"{path}: label of {qid!r} disagrees with the split table", hint=STALE_SHARD)
             seen[i] = True
             X[i] = block[j]
             valid[i] = shard_valid[j]
     if not seen.all():
         lost = [split_rows[i]["id"] for i in np.flatnonzero(~seen)[:3]]
-        raise ValueError(f"{int((~seen).sum())} questions of the split are in no shard, e.g. {lost}")
+        raise InputError(f"{int((~seen).sum())} questions of the split are in no shard, e.g. {lost}",
+                         hint=STALE_SHARD)
     return SplitFeatures(
         ids=[r["id"] for r in split_rows],
         X=X,

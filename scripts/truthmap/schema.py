@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
+from truthmap.files import InputError
 from truthmap.sections import Section, field_types
 from truthmap.settings import RunSettings
 
@@ -153,6 +154,41 @@ def config_schema() -> dict:
         "description": summary(RunSettings),
         **body,
     }
+
+
+def check_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
+    """Raise an :class:`InputError` naming the key of the worst way ``config`` breaks the schema.
+
+    Snakemake's own validation (which also fills the defaults) prints the whole
+    schema of the offending key; this says it in one line first.
+    """
+    from jsonschema import validators
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(schema_path.read_text(encoding="utf-8"))
+    error = best_match(validators.validator_for(schema)(schema).iter_errors(config))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path)
+        raise InputError(f"config key {where!r}: {error.message}" if where else f"config: {error.message}",
+                         hint=_unknown_key_hint(error, where, config))
+
+
+#: Keys of an earlier layout and where they live now.
+MOVED = {"probe.test_fraction": "split.test_fraction"}
+
+
+def _unknown_key_hint(error, where: str, config: dict) -> str | None:
+    """For an unknown key: where it moved, or the keys its section takes."""
+    if error.validator != "additionalProperties":
+        return None
+    node = config
+    for part in error.absolute_path:
+        node = node[part]
+    known = set(error.schema.get("properties", {}))
+    unknown = sorted(set(node) - known) if isinstance(node, dict) else []
+    moved = [f"{where}.{key}" if where else key for key in unknown]
+    moves = [f"{key} is now {MOVED[key]}" for key in moved if key in MOVED]
+    return "; ".join(moves) if moves else f"the keys {where or 'the config'} takes: {', '.join(sorted(known))}"
 
 
 def schema_text() -> str:

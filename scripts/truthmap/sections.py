@@ -21,8 +21,10 @@ from typing import Any, ClassVar, Literal
 from truthmap.files import InputError
 
 
-class NotGiven(AttributeError):
-    """A script read a setting that its rule's ``params`` do not carry."""
+class NotGiven(InputError):
+    """A script read a setting that its rule's ``params`` do not carry (a fault of the rule file:
+    one line naming the key, like any other fixable error; not an AttributeError, which
+    ``getattr`` with a default or ``hasattr`` would swallow)."""
 
 
 class _Unread:

@@ -18,10 +18,11 @@ from sklearn.preprocessing import StandardScaler
 
 from truthmap import probes
 from truthmap.settings import ProbeSettings, SplitSettings
-from truthmap.files import read_tsv, write_tsv
+from truthmap.files import InputError, read_tsv, write_tsv
 from truthmap.h5io import ActivationWriter
 from truthmap.probes import (
     SPLIT_COLUMNS,
+    STALE_SHARD,
     CellResult,
     assign_splits,
     evaluate_cell,
@@ -524,18 +525,18 @@ def test_train_layer_per_cell_uses_more_examples(split_rows, shards):
 def test_train_layer_rejects_a_question_in_two_shards(tmp_path, split_rows, shards):
     extra = write_shard(tmp_path / "c.h5", [split_rows[0]["id"]])
     qid = split_rows[0]["id"]
-    with pytest.raises(ValueError, match=f"c.h5: question '{qid}' appears in two shards"):
+    with pytest.raises(InputError, match=f"c.h5: question '{qid}' appears in two shards"):
         train_layer(split_rows, shards + [extra], 3, LAYER_TOKENS, config())
 
 
 def test_train_layer_rejects_a_split_question_in_no_shard(split_rows, shards):
-    with pytest.raises(ValueError, match=r"40 questions of the split are in no shard"):
+    with pytest.raises(InputError, match=r"40 questions of the split are in no shard"):
         train_layer(split_rows, shards[:1], 3, LAYER_TOKENS, config())
 
 
 def test_train_layer_rejects_a_shard_question_outside_the_split(tmp_path, split_rows, shards):
     extra = write_shard(tmp_path / "c.h5", ["q9999"])
-    with pytest.raises(ValueError, match="'q9999' is not in the split table"):
+    with pytest.raises(InputError, match="'q9999' is not in the split table"):
         train_layer(split_rows, shards + [extra], 3, LAYER_TOKENS, config())
 
 
@@ -544,8 +545,9 @@ def test_train_layer_rejects_disagreeing_labels(tmp_path, split_rows):
     labels = [int(r["label"]) for r in split_rows]
     labels[3] = 1 - labels[3]
     path = write_shard(tmp_path / "bad.h5", ids, labels=labels)
-    with pytest.raises(ValueError, match=f"label of '{ids[3]}' disagrees"):
+    with pytest.raises(InputError, match=f"label of '{ids[3]}' disagrees") as err:
         train_layer(split_rows, [path], 3, LAYER_TOKENS, config())
+    assert err.value.hint == STALE_SHARD
 
 
 def test_train_layer_rejects_other_tokens(tmp_path, split_rows):

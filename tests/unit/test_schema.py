@@ -123,3 +123,32 @@ def test_safety_opt_ins_default_to_off():
     assert schema_errors(config) == ""
     entry = config["models"]["SmolLM2-135M-Instruct"]
     assert entry["trust_remote_code"] is False and entry["allow_pickle"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "hint"),
+    [
+        ({"shards": "two"}, "config key 'shards': 'two' is not of type 'integer'", None),
+        ({"shard": 2}, "config: Additional properties are not allowed ('shard' was unexpected)",
+         "the keys the config takes: activations, datasets,"),
+        ({"probe": {"test_fraction": 0.3}},
+         "config key 'probe': Additional properties are not allowed ('test_fraction' was unexpected)",
+         "probe.test_fraction is now split.test_fraction"),
+        ({"split": {"test_fraction": 1.5}}, "config key 'split.test_fraction': 1.5 is greater than or equal to", None),
+    ],
+)
+def test_check_config_says_the_key_in_one_line_with_a_hint(change, message, hint):
+    from truthmap.files import InputError
+    from truthmap.schema import check_config
+
+    config = {"models": {"m": {"source": "embedded:smollm2-135m-instruct"}}, "datasets": {"d": {"source": "builtin"}}}
+    with pytest.raises(InputError) as err:
+        check_config({**config, **change})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert (err.value.hint or "").startswith(hint or "") and (hint is None) == (err.value.hint is None)
+
+
+def test_check_config_passes_a_good_config():
+    from truthmap.schema import check_config
+
+    check_config({"models": {"m": {"source": "embedded:smollm2-135m-instruct"}}, "datasets": {"d": {"source": "builtin"}}})

@@ -33,3 +33,14 @@ def planned_jobs(output: str) -> dict[str, int]:
         return {}
     table = output.split("Job stats:", 1)[1]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+def assert_error_line(console: str, message: str, log: str | None = None) -> None:
+    """A fixable error's one line (``error: ...`` holding ``message``) is on the console and in the
+    job log, and neither shows a Python traceback."""
+    for where, text in (("console", console), ("job log", log)):
+        if text is None:
+            continue
+        lines = [line for line in text.splitlines() if line.startswith("error: ")]
+        assert any(message in line for line in lines), f"{where}: no 'error: ...{message}' line in\n{text[-3000:]}"
+        assert "Traceback" not in text, f"{where} shows a traceback:\n{text[-3000:]}"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import snakemake
+from helpers import assert_error_line, snakemake
 
 BAD_FILES = {
     "empty": (b"", "empty.jsonl: no questions"),
@@ -66,13 +66,14 @@ def test_the_run_fails(bad_run):
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_each_bad_file_gets_its_own_error_naming_file_and_row(bad_run, name):
     log = (bad_run["dir"] / "logs" / "build_dataset" / f"{name}.log").read_text(encoding="utf-8")
-    assert BAD_FILES[name][1] in log, log[-2000:]
+    assert_error_line(bad_run["done"].stdout + bad_run["done"].stderr, BAD_FILES[name][1], log)
     assert not (bad_run["dir"] / "results" / "datasets" / name / "questions.jsonl").exists()
 
 
 def test_more_shards_than_questions(bad_run):
     log = (bad_run["dir"] / "logs" / "shard_dataset" / "one_question.log").read_text(encoding="utf-8")
-    assert "cannot split 1 questions into 2 shards: lower 'shards' in the config" in log
+    assert_error_line(bad_run["done"].stdout + bad_run["done"].stderr,
+                      "cannot split 1 questions into 2 shards: lower 'shards' in the config", log)
     assert (bad_run["dir"] / "results/datasets/one_question/questions.jsonl").exists()  # its step before stays
 
 
@@ -91,7 +92,8 @@ def test_a_layer_beyond_the_model_names_the_key(workdir, tmp_path):
     path.write_text(yaml.safe_dump(config))
     done = snakemake(workdir, path, "--dry-run")
     assert done.returncode != 0
-    assert "config key 'layers': layer(s) [99] out of range for a model with 30 layers" in done.stdout + done.stderr
+    assert_error_line(done.stdout + done.stderr, "config key 'layers': layer(s) [99] out of range for a model "
+                                                 "with 30 layers")
 
 
 def test_a_corrupt_shard_stops_the_probes_and_keeps_the_rest(workdir, tmp_path):
@@ -103,6 +105,6 @@ def test_a_corrupt_shard_stops_the_probes_and_keeps_the_rest(workdir, tmp_path):
     done = snakemake(tmp_path, tmp_path / "config.yaml", str(prefix / "auc.tsv"))
     assert done.returncode != 0
     logs = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "logs" / "train_probes").rglob("*.log"))
-    assert "activations/000.h5: not a readable HDF5 file" in logs
+    assert_error_line(done.stdout + done.stderr, "activations/000.h5: not a readable HDF5 file", logs)
     for kept in ("generations/000.jsonl", "labels/000.jsonl", "positions/000.tsv", "activations/001.h5"):
         assert (tmp_path / prefix / kept).read_bytes() == (workdir / prefix / kept).read_bytes()

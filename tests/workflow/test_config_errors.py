@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixture_data import TEST_CONFIG, config_with
-from helpers import snakemake
+from fixture_data import FIXTURES, TEST_CONFIG, config_with
+from helpers import assert_error_line, snakemake
 
 BASE = yaml.safe_load(TEST_CONFIG.read_text())
 
@@ -34,6 +34,11 @@ def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
         (config_with("datasets.mine", {"source": "/no/such/file.jsonl"}), "config key 'datasets.mine.source'"),
         (config_with("generation.template", "no placeholder"), "generation.template"),
         (config_with("exact_answer.extractor", "ghost"), "config key 'exact_answer.extractor'"),
+        (config_with("datasets.mine", {"source": str(FIXTURES / "triviaqa-hf.jsonl"), "format": "generic"}),
+         "config key 'datasets.mine.format': 'generic' is not one of ['builtin', 'truthmap',"),
+        (config_with("datasets.mine", {"source": str(FIXTURES / "triviaqa-hf.jsonl"), "format": "jsonl",
+                                       "columns": {"answer": "a"}}),
+         "dataset 'mine': option 'columns.question' is required for format 'jsonl'"),
     ],
 )
 def test_bad_config_is_refused_with_the_key(tmp_path, config, message):
@@ -41,6 +46,8 @@ def test_bad_config_is_refused_with_the_key(tmp_path, config, message):
     assert done.returncode != 0
     assert message in done.stdout + done.stderr, (done.stdout + done.stderr)[-2000:]
     assert not (tmp_path / "results").exists()
+    assert_error_line(done.stdout + done.stderr, message)
+    assert done.stderr.splitlines()[-1].startswith("error: "), done.stderr[-2000:]  # nothing after the line
 
 
 def test_good_config_plans_the_pipeline(tmp_path):

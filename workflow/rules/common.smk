@@ -9,23 +9,32 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from truthmap.cluster import count_lines, model_job_mem_mb, shard_job_minutes, weights_bytes  # noqa: E402
 from truthmap.datasets import check_source as check_dataset_source  # noqa: E402
+from truthmap.files import InputError  # noqa: E402
 from truthmap.load_options import parse_options  # noqa: E402
+from truthmap.logs import input_error_lines  # noqa: E402
 from truthmap.models import ModelInfo  # noqa: E402
 from truthmap.models import check_source as check_model_source  # noqa: E402
 from truthmap.provenance import code_fingerprint  # noqa: E402
+from truthmap.schema import check_config  # noqa: E402
 from truthmap.settings import RunSettings, resolve_layers  # noqa: E402
 
 # The schema (generated from the typed settings) checks types and fills defaults;
 # the typed settings check every section for what a schema cannot say; then the
-# sources must exist. All of it before the first job, each error naming its key.
-validate(config, schema="../schemas/config.schema.yaml")
-SETTINGS = RunSettings.from_config(config)
-for _name, _model in SETTINGS.models.items():
-    check_model_source(f"models.{_name}.source", _model.source)
-LOAD_OPTIONS = {}
-for _name, _dataset in SETTINGS.datasets.items():
-    check_dataset_source(f"datasets.{_name}.source", _dataset.source)
-    LOAD_OPTIONS[_name] = parse_options(_name, _dataset.source, _dataset.loader_options())
+# sources must exist. All of it before the first job; an error is one line naming
+# its key, and Snakemake exits 1 before planning anything.
+try:
+    check_config(config)
+    validate(config, schema="../schemas/config.schema.yaml")
+    SETTINGS = RunSettings.from_config(config)
+    for _name, _model in SETTINGS.models.items():
+        check_model_source(f"models.{_name}.source", _model.source)
+    LOAD_OPTIONS = {}
+    for _name, _dataset in SETTINGS.datasets.items():
+        check_dataset_source(f"datasets.{_name}.source", _dataset.source)
+        LOAD_OPTIONS[_name] = parse_options(_name, _dataset.source, _dataset.loader_options())
+except InputError as _err:
+    sys.stderr.write(input_error_lines(_err))
+    sys.exit(1)
 
 MODELS = list(SETTINGS.models)
 DATASETS = list(SETTINGS.datasets)
@@ -101,7 +110,11 @@ def get_extractor_dir(wildcards):
 def get_layers(wildcards):
     """The layers probed for a model; 'all' needs the prepared model's layer count."""
     model_dir = checkpoints.prepare_model.get(model=wildcards.model).output[0]
-    return resolve_layers(SETTINGS.layers, ModelInfo.read(model_dir).num_layers)
+    try:
+        return resolve_layers(SETTINGS.layers, ModelInfo.read(model_dir).num_layers)
+    except InputError as err:
+        sys.stderr.write(input_error_lines(err))
+        sys.exit(1)
 
 
 def get_probe_cells(wildcards):
