@@ -34,6 +34,9 @@ def run_script(tmp_path: Path, body: str) -> tuple[subprocess.CompletedProcess, 
         ("raise InputError('mine.h5: broken', hint='delete it')", ["error: mine.h5: broken", "hint: delete it"]),
         ("raise BadField('aliases', 'must be a list').at('mine.jsonl, row 2')",
          ["error: mine.jsonl, row 2: field 'aliases': must be a list"]),
+        ("from truthmap.prompts import resolve_style\nresolve_style('chat', has_chat_template=False)",
+         ["error: config key 'generation.prompt_style' is 'chat' but the model has no chat template",
+          "hint: set it to 'plain' or 'auto'"]),
     ],
 )
 def test_an_input_error_ends_the_job_with_its_line(tmp_path, raise_it, lines):
