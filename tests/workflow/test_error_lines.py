@@ -65,13 +65,13 @@ def test_broken_model_folders(tmp_path):
 
 def test_hand_edited_activation_shards(workdir, tmp_path):
     copy_run(workdir, tmp_path, "resources", "results/datasets/builtin", str(PREFIX))
-    first, second = tmp_path / PREFIX / "activations/000.h5", tmp_path / PREFIX / "activations/001.h5"
-    with h5py.File(first, "r+") as f:  # layer 0: a NaN; layer 14: a row short; layer 29 intact
+    first, second = PREFIX / "activations/000.h5", PREFIX / "activations/001.h5"  # as the logs name them
+    with h5py.File(tmp_path / first, "r+") as f:  # layer 0: a NaN; layer 14: a row short; layer 29 intact
         f["layers/0"][2, 0, 0] = np.nan
         shape = f["layers/14"].shape
         del f["layers/14"]
         f.create_dataset("layers/14", data=np.zeros((shape[0] - 1, *shape[1:]), dtype=np.float16))
-    with h5py.File(second, "r+") as f:  # met only by the layer whose first shard is intact
+    with h5py.File(tmp_path / second, "r+") as f:  # met only by the layer whose first shard is intact
         f.attrs["complete"] = False
     done = snakemake(tmp_path, tmp_path / "config.yaml", "--keep-going", str(PREFIX / "auc.tsv"), timeout=600)
     assert done.returncode != 0
