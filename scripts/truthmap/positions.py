@@ -81,6 +81,10 @@ def resolve_positions(
     out: dict[str, int] = {name: MASKED for name in TOKEN_NAMES}
     if prompt_len > 0:
         out["last_q"] = prompt_len - 1
+    if gen_len >= 1:
+        out["first_answer"] = prompt_len
+    if gen_len >= 2:
+        out["second_answer"] = prompt_len + 1
     if answer_tokens is not None:
         first = prompt_len + answer_tokens[0]
         last = prompt_len + answer_tokens[1]

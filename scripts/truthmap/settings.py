@@ -30,6 +30,8 @@ from truthmap.sections import Section, field_types, setting
 #: Every token position the pipeline knows, in the order of the heatmap's x axis.
 TOKEN_NAMES: tuple[str, ...] = (
     "last_q",
+    "first_answer",
+    "second_answer",
     "exact_answer_before_first",
     "exact_answer_first",
     "exact_answer_last",
@@ -40,8 +42,12 @@ TOKEN_NAMES: tuple[str, ...] = (
 #: Positions that need the exact answer's span.
 EXACT_TOKENS: frozenset[str] = frozenset(t for t in TOKEN_NAMES if t.startswith("exact_answer"))
 
-#: The positions of the reference figure: all but ``exact_answer_before_first``.
-DEFAULT_TOKENS: tuple[str, ...] = tuple(t for t in TOKEN_NAMES if t != "exact_answer_before_first")
+#: Positions a run may add: the first and second generated tokens (the reference's
+#: ``first_answer`` and ``second_answer``) and the token before the exact answer.
+OPTIONAL_TOKENS: frozenset[str] = frozenset({"first_answer", "second_answer", "exact_answer_before_first"})
+
+#: The positions of the reference figure.
+DEFAULT_TOKENS: tuple[str, ...] = tuple(t for t in TOKEN_NAMES if t not in OPTIONAL_TOKENS)
 
 #: Names of models and datasets: they become folder names.
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"

@@ -121,6 +121,19 @@ def test_absent_answer_masks_exact_positions_only(tiny_tokenizer):
             assert pos[name] == MASKED
     assert pos["last_q"] == 2
     assert pos["-1"] == 3 + len(gen_ids) - 1
+    assert pos["first_answer"] == 3 and pos["second_answer"] == 4  # no exact answer needed
+
+
+def test_first_and_second_answer_are_the_first_generated_tokens(tiny_tokenizer):
+    prompt_ids = [7, 8, 9, 10]
+    gen_ids = tiny_tokenizer("Paris.", add_special_tokens=False)["input_ids"]
+    pos = find_positions(tiny_tokenizer, prompt_ids, gen_ids, None)
+    fed = prompt_ids + gen_ids
+    assert fed[pos["first_answer"]] == gen_ids[0] and fed[pos["second_answer"]] == gen_ids[1]
+    assert pos["first_answer"] == pos["last_q"] + 1
+    one = resolve_positions(prompt_len=4, gen_len=1, answer_tokens=None)
+    assert one["first_answer"] == 4 and one["second_answer"] == MASKED
+    assert resolve_positions(prompt_len=4, gen_len=0, answer_tokens=None)["first_answer"] == MASKED
 
 
 def test_short_sequences_mask_far_negative_positions():

@@ -25,7 +25,7 @@ from truthmap.settings import (
 
 def test_token_names_in_heatmap_order():
     assert TOKEN_NAMES == (
-        "last_q", "exact_answer_before_first", "exact_answer_first", "exact_answer_last",
+        "last_q", "first_answer", "second_answer", "exact_answer_before_first", "exact_answer_first", "exact_answer_last",
         "exact_answer_after_last", "-8", "-7", "-6", "-5", "-4", "-3", "-2", "-1",
     )
     assert EXACT_TOKENS == {
@@ -286,7 +286,7 @@ def test_a_minimal_config_gets_every_default():
         ({"shard": 2}, r"config: unknown key\(s\) \['shard'\]"),
         ({"shards": "two"}, "config key 'shards': 'two' is not an integer"),
         ({"probe": {"test_fraction": 0.3}}, "config section 'probe': unknown key"),
-        ({"tokens": ["last_q", "first_answer"]}, "config key 'tokens': unknown token"),
+        ({"tokens": ["last_q", "third_answer"]}, "config key 'tokens': unknown token"),
         ({"layers": [-1, 2]}, "config key 'layers'"),
         ({"exact_answer": {"extractor": "ghost"}}, "config key 'exact_answer.extractor'"),
         ({"models": {"m": {"source": "s", "extractor": "ghost"}}}, "'models.m.extractor'"),

@@ -29,7 +29,7 @@ def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
         (config_with("detectors.p_true", "yes"), "'yes' is not of type 'boolean'"),
         (config_with("datasets.mine", {"source": "builtin", "columns": {"question": "q"}}),
          "option 'columns' does not apply to format 'builtin'"),
-        (config_with("tokens", ["last_q", "first_answer"]), "config key 'tokens': unknown token"),
+        (config_with("tokens", ["last_q", "third_answer"]), "config key 'tokens': unknown token"),
         (config_with("models.broken", {"source": "/no/such/model"}), "config key 'models.broken.source'"),
         (config_with("datasets.mine", {"source": "/no/such/file.jsonl"}), "config key 'datasets.mine.source'"),
         (config_with("generation.template", "no placeholder"), "generation.template"),
