@@ -21,7 +21,7 @@ import torch
 
 from truthmap.generation import shared_prefix_len
 from truthmap.h5io import ActivationWriter
-from truthmap.models import decoder_body, decoder_layers
+from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, site_module, site_width
 
 
 class _StopForward(Exception):
@@ -45,9 +45,13 @@ def token_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
 
 
 class PositionCapture:
-    """Forward hooks that keep ``hidden[b, positions[b, p]]`` of chosen layers."""
+    """Forward hooks that keep ``hidden[b, positions[b, p]]`` of chosen layers at one site.
 
-    def __init__(self, model, layers: Sequence[int], site: str) -> None:
+    The site (:data:`truthmap.models.SITE_PARTS`) is the input or the output of a
+    part of each decoder block; the hook on the deepest layer ends the forward pass.
+    """
+
+    def __init__(self, model, layers: Sequence[int], site: str, model_name: str = "the model") -> None:
         self.layers = list(layers)
         self.site = site
         self.index: torch.Tensor | None = None
@@ -55,15 +59,16 @@ class PositionCapture:
         blocks = decoder_layers(model)
         deepest = max(self.layers)
         self._handles = []
-        for layer in self.layers:
-            block = blocks[layer]
+        _, side = SITE_PARTS[site]
+        modules = {layer: site_module(blocks[layer], site, model_name) for layer in self.layers}
+        hidden = int(model.config.get_text_config().hidden_size)
+        self.width = site_width(modules[deepest], site, hidden)
+        for layer, module in modules.items():
             stop = layer == deepest
-            if site == "residual":
-                hook = block.register_forward_hook(self._output_hook(layer, stop))
-            elif site == "mlp_input":
-                hook = block.mlp.register_forward_pre_hook(self._input_hook(layer, stop))
+            if side == "output":
+                hook = module.register_forward_hook(self._output_hook(layer, stop))
             else:
-                raise ValueError(f"unknown site {site!r}")
+                hook = module.register_forward_pre_hook(self._input_hook(layer, stop), with_kwargs=True)
             self._handles.append(hook)
 
     def _keep(self, layer: int, hidden: torch.Tensor) -> None:
@@ -81,8 +86,8 @@ class PositionCapture:
         return hook
 
     def _input_hook(self, layer: int, stop: bool) -> Callable:
-        def hook(module, args):
-            self._keep(layer, args[0])
+        def hook(module, args, kwargs):
+            self._keep(layer, args[0] if args else next(iter(kwargs.values())))
             if stop:
                 raise _StopForward
 
@@ -218,12 +223,11 @@ def extract_to_h5(
     """
     device = next(model.parameters()).device
     body = decoder_body(model)
-    capture = PositionCapture(model, layers, site)
-    hidden = int(model.config.get_text_config().hidden_size)
+    capture = PositionCapture(model, layers, site, model_name)
     try:
         with ActivationWriter(
             out_path, ids=ids, labels=labels, positions=positions, tokens=tokens,
-            layers=layers, hidden_size=hidden, site=site, model=model_name,
+            layers=layers, hidden_size=capture.width, site=site, model=model_name,
         ) as writer:
             writes = BackgroundWrites(writer.write)
             try:

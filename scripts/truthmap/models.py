@@ -358,3 +358,48 @@ def decoder_body(model):
         if body is not None:
             return body
     raise InputError(f"cannot find the transformer body of a {type(model).__name__} model")
+
+
+#: Where each activation site is read in a decoder block: (part, input or output of it).
+#: Parts are found by the attribute names of the Llama/Mistral/Gemma, GPT-2 and GPT-NeoX
+#: layouts (and Phi's, whose attention projection is ``dense``).
+SITE_PARTS: dict[str, tuple[str, str]] = {
+    "residual": ("block", "output"),
+    "mlp_input": ("mlp", "input"),
+    "mlp_output": ("mlp", "output"),
+    "mlp_down_input": ("mlp down projection", "input"),
+    "attention_output": ("attention output projection", "output"),
+}
+_PART_PATHS: dict[str, tuple[str, ...]] = {
+    "block": ("",),
+    "mlp": ("mlp",),
+    "mlp down projection": ("mlp.down_proj", "mlp.c_proj", "mlp.dense_4h_to_h", "mlp.fc2"),
+    "attention output projection": ("self_attn.o_proj", "attn.c_proj", "attention.dense", "self_attn.dense"),
+}
+
+
+def site_module(block, site: str, model_name: str = "the model"):
+    """The module of ``block`` whose input or output (see :data:`SITE_PARTS`) is ``site``."""
+    part, _ = SITE_PARTS[site]
+    for path in _PART_PATHS[part]:
+        module = block
+        try:
+            for attr in filter(None, path.split(".")):
+                module = getattr(module, attr)
+        except AttributeError:
+            continue
+        return module
+    raise InputError(
+        f"model {model_name}: its decoder blocks ({type(block).__name__}) have no {part} "
+        f"(looked for {', '.join(_PART_PATHS[part])}), which config key 'activations.site' {site!r} reads",
+        hint=f"choose another site: {', '.join(s for s in SITE_PARTS if s != site)}",
+    )
+
+
+def site_width(module, site: str, hidden_size: int) -> int:
+    """Values per token at ``site``: the model's hidden size, or the down projection's input size."""
+    if site != "mlp_down_input":
+        return hidden_size
+    if hasattr(module, "in_features"):  # torch.nn.Linear
+        return int(module.in_features)
+    return int(module.weight.shape[0])  # GPT-2's Conv1D stores (in, out)

@@ -53,7 +53,7 @@ DEFAULT_TOKENS: tuple[str, ...] = tuple(t for t in TOKEN_NAMES if t not in OPTIO
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 PromptStyle = Literal["auto", "chat", "plain"]
-Site = Literal["residual", "mlp_input"]
+Site = Literal["residual", "mlp_input", "mlp_output", "mlp_down_input", "attention_output"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 DatasetFormat = Literal[FORMATS]  # type: ignore[valid-type]
 
@@ -201,8 +201,11 @@ class ActivationSettings(Section):
     KEY: ClassVar[str] = "activations"
 
     site: Site = "residual"
-    """`residual`: output of each decoder block; `mlp_input`: the input of each block's MLP
-    (after its norm)."""
+    """Where in each decoder block: `residual` (the block's output), `mlp_input` (the MLP's input,
+    after its norm), `mlp_output` (the MLP's output; the reference's `mlp`), `mlp_down_input` (the
+    down projection's input, intermediate size wide; the reference's `mlp_last_layer_only_input`),
+    `attention_output` (the attention output projection's output; the reference's
+    `attention_output`). See "sites" below."""
     batch_tokens: int = _positive_int(2048)
     """Most padded tokens per forward batch (memory bound of the extraction; 2048 was fastest on
     2 CPU cores, a GPU wants more)."""

@@ -567,3 +567,90 @@ def test_fit_fields_cuts_the_fewest_tokens_at_a_whole_character(tiny_tokenizer, 
     kept = tok.decode(_tokens(tok, question)[n:]).lstrip()
     assert fit.ids == render(kept) and "\ufffd" not in kept and question.endswith(kept)
     assert n == _fewest_cut(render, question, tok, CONTEXT)
+
+
+# --------------------------------------------------------------------------- every site, computed by hand
+
+SITES = ["residual", "mlp_input", "mlp_output", "mlp_down_input", "attention_output"]
+
+
+def _by_hand(name: str, block, h_in: torch.Tensor, attention: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One block's sites from its input ``h_in`` and its attention output, written out per layout:
+    (mlp_input, mlp_down_input, mlp_output, block output)."""
+    if name == "llama":
+        mlp_in = block.post_attention_layernorm(h_in + attention)
+        down_in = block.mlp.act_fn(block.mlp.gate_proj(mlp_in)) * block.mlp.up_proj(mlp_in)
+        mlp_out = block.mlp.down_proj(down_in)
+    elif name == "gpt2":
+        mlp_in = block.ln_2(h_in + attention)
+        down_in = block.mlp.act(block.mlp.c_fc(mlp_in))
+        mlp_out = block.mlp.c_proj(down_in)
+    else:  # GPT-NeoX: attention and MLP both read the block's input (parallel residual)
+        assert block.use_parallel_residual
+        mlp_in = block.post_attention_layernorm(h_in)
+        down_in = block.mlp.act(block.mlp.dense_h_to_4h(mlp_in))
+        mlp_out = block.mlp.dense_4h_to_h(down_in)
+    return {"mlp_input": mlp_in, "mlp_down_input": down_in, "mlp_output": mlp_out,
+            "residual": h_in + attention + mlp_out}
+
+
+@torch.no_grad()
+def test_every_site_is_the_block_computed_by_hand(layout, stages, tmp_path):
+    """All five sites of layers 0 and 1, extracted in batches, against each block written out by hand
+    from the unbatched forward's hidden states: the block's input and output anchor the chain
+    attention_output -> mlp_input -> mlp_down_input -> mlp_output -> residual."""
+    name, _, model, tok, info, _ = layout
+    labels = [label.to_dict() for label in stages["labels"]]
+    gens = stages["generations"]
+    ids, seqs, positions, y = shard_inputs(gens, [x for x in labels if x["id"] != OTHER_ID],
+                                           [r for r in stages["rows"] if r["id"] != OTHER_ID], TOKENS)
+    layers = [0, 1]
+    read = {}
+    for site in SITES:
+        out = tmp_path / f"{site}.h5"
+        extract_to_h5(model, str(out), ids=ids, seqs=seqs, positions=positions, labels=y, tokens=TOKENS,
+                      layers=layers, site=site, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
+        assert read_meta(out).site == site
+        read[site] = {layer: read_layer(out, layer).astype(np.float32) for layer in layers}
+    assert read["mlp_down_input"][0].shape[2] == 64  # the intermediate size
+    assert all(read[s][0].shape[2] == 32 for s in SITES if s != "mlp_down_input")
+
+    blocks = decoder_layers(model)
+    for row, seq in enumerate(seqs):
+        states = model(torch.tensor([seq]), output_hidden_states=True).hidden_states
+        for layer in layers:
+            at = [int(p) for p in positions[row] if p >= 0]
+            cols = [p for p in range(len(TOKENS)) if positions[row, p] >= 0]
+            attention = torch.tensor(read["attention_output"][layer][row, cols])
+            h_in = states[layer][0, at]
+            manual = _by_hand(name, blocks[layer], h_in, attention)
+            manual["attention_output"] = states[layer + 1][0, at] - h_in - manual["mlp_output"]
+            for site in SITES:
+                got = read[site][layer][row, cols]
+                want = (states[layer + 1][0, at] if site == "residual" else manual[site]).float().numpy()
+                scale = float(np.abs(want).max())
+                np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-2 * max(scale, 1e-3),
+                                           err_msg=f"{name} {site} layer {layer} {ids[row]}")
+            # and the block's own output from the captured parts alone
+            np.testing.assert_allclose(manual["residual"].float().numpy(), states[layer + 1][0, at].float().numpy(),
+                                       rtol=2e-2, atol=2e-2 * max(float(states[layer + 1].abs().max()), 1e-3))
+
+
+def test_a_site_the_blocks_lack_names_the_model_and_the_site(layout):
+    from truthmap.files import InputError
+
+    name, _, model, _, _, _ = layout
+    from truthmap.activations import PositionCapture
+
+    class Bare(torch.nn.Module):
+        pass
+
+    with pytest.raises(InputError, match=rf"model tiny-{name}: its decoder blocks \(Bare\) have no attention "
+                                         r"output projection .* 'activations.site' 'attention_output'") as err:
+        from truthmap.models import site_module
+
+        site_module(Bare(), "attention_output", f"tiny-{name}")
+    assert "mlp_down_input" in err.value.hint
+    capture = PositionCapture(model, [0], "mlp_down_input")
+    assert capture.width == 64
+    capture.remove()
