@@ -1,9 +1,10 @@
 """Snakemake script: every error detector on the probes' test questions, with intervals and p-values."""
 
 from truthmap import logs
-from truthmap.settings import ProbeSettings
-from truthmap.detectors import DETECTOR_COLUMNS, compare_detectors, detector_scores
+from truthmap.detectors import DETECTOR_COLUMNS, compare_detectors, detector_scores, question_groups
 from truthmap.files import read_json, read_jsonl, read_tsv, write_tsv
+from truthmap.questions import load_questions
+from truthmap.settings import ProbeSettings
 
 log = logs.setup(snakemake.log[0], "compare_detectors")
 cfg = ProbeSettings.given(snakemake.params.probe)
@@ -12,14 +13,18 @@ chosen = {
     family: cell and cells[(int(cell["layer"]), str(cell["token"]))]
     for family, cell in read_json(snakemake.input.selection).items()
 }
-test_ids, labels, scores, details = detector_scores(
+group_field = snakemake.params.group
+test_ids, labels, scores, details, groups = detector_scores(
     read_tsv(snakemake.input.split),
     [g for path in snakemake.input.generations for g in read_jsonl(path)],
     [p for path in snakemake.input.positions for p in read_tsv(path)],
     chosen,
     [r for path in snakemake.input.p_true for r in read_tsv(path)] if snakemake.input.p_true else None,
+    question_groups(load_questions(snakemake.input.questions), group_field),
+    group_field,
 )
-rows = compare_detectors(test_ids, labels, scores, details, cfg)
+rows = compare_detectors(test_ids, labels, scores, details, cfg, groups)
 write_tsv(snakemake.output[0], [r.to_dict() for r in rows], DETECTOR_COLUMNS)
 for r in rows:
-    log.info("%-24s AUC %.3f [%.3f, %.3f] p=%.4f", r.method, r.auc, r.ci_low, r.ci_high, r.p_vs_best_probe)
+    log.info("%-24s AUC %.3f [%.3f, %.3f] p=%.4f; within groups %.3f", r.method, r.auc, r.ci_low, r.ci_high,
+             r.p_vs_best_probe, r.auc_within_group)

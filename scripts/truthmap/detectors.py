@@ -15,9 +15,16 @@ likely wrong* (the positive class), so all AUCs read the same way:
   probe of the (layer, token) cell chosen by cross-validation on the training
   questions among all cells, among exact-answer cells, or among the layers at
   the last token. The test split never chooses a cell.
+- ``group_prior`` (a control): the error rate, on the training questions, of
+  the question's group (``meta.domain`` by default). It knows nothing of the
+  answer; whatever AUC it reaches is what "which kind of question is this"
+  alone gives.
 
 Each row has a stratified bootstrap interval and a paired bootstrap p-value
-against ``probe_best_cell`` on the same resamples.
+against ``probe_best_cell`` on the same resamples, and, where the questions
+have groups, the within-group AUC (the size-weighted mean of per-group AUCs,
+:func:`truthmap.stats.within_group_auc`) with its own interval: a detector
+that only tells groups apart scores 0.5 there.
 """
 
 from __future__ import annotations
@@ -28,7 +35,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from truthmap.settings import EXACT_TOKENS, TOKEN_NAMES, ProbeSettings
-from truthmap.stats import bootstrap_auc, paired_bootstrap_pvalue, roc_auc
+from truthmap.stats import (
+    bootstrap_auc,
+    bootstrap_within_group_auc,
+    paired_bootstrap_pvalue,
+    roc_auc,
+    within_group_auc,
+)
 
 AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "mean": lambda v: float(np.mean(v)),
@@ -117,12 +130,20 @@ class DetectorRow:
     n: int
     n_wrong: int
     detail: str
+    auc_within_group: float = float("nan")
+    """Size-weighted mean of the AUCs within groups that hold both classes; NaN without groups."""
+    within_ci_low: float = float("nan")
+    within_ci_high: float = float("nan")
+    groups: int = 0
+    """Groups the within-group AUC averages over."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-DETECTOR_COLUMNS = ("method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong", "detail")
+DETECTOR_COLUMNS = ("method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong",
+                    "auc_within_group", "within_ci_low", "within_ci_high", "groups", "detail")
+GROUP_PRIOR = "group_prior"
 
 
 def compare_detectors(
@@ -131,34 +152,85 @@ def compare_detectors(
     scores: Mapping[str, Mapping[str, float]],
     details: Mapping[str, str],
     cfg: ProbeSettings,
+    groups: Sequence[str] | None = None,
 ) -> list[DetectorRow]:
     """AUC, interval and paired p-value of every method on the same test questions.
 
     ``scores[method][id]`` is the method's score of a question; a method that
-    lacks some question, or gives NaN, is reported with NaN and says why.
+    lacks some question, or gives NaN, is reported with NaN and says why (a
+    method with no score at all, only its detail). ``groups``, aligned with
+    ``test_ids``, adds each method's within-group AUC and interval.
     """
     y = np.asarray(labels).astype(int)
-    matrix = {}
+    best = scores.get(BEST_PROBE)
+    best = None if best is None else np.array([best.get(q, np.nan) for q in test_ids], dtype=float)
+    rows = []
+    nan = float("nan")
     for method, by_id in scores.items():
         values = np.array([by_id.get(q, np.nan) for q in test_ids], dtype=float)
-        matrix[method] = values
-    best = matrix.get(BEST_PROBE)
-    rows = []
-    for method, values in matrix.items():
         missing = int(np.isnan(values).sum())
         detail = details.get(method, "")
         if missing:
-            nan = float("nan")
-            note = f"no score for {missing} of {len(values)} test questions"
+            note = "" if detail.startswith("omitted") else f"no score for {missing} of {len(values)} test questions"
             rows.append(DetectorRow(method, nan, nan, nan, nan, len(values), int(y.sum()),
-                                    f"{detail}; {note}" if detail else note))
+                                    "; ".join(filter(None, (detail, note)))))
             continue
         low, high = bootstrap_auc(y, values, cfg.bootstrap, cfg.ci_level, cfg.seed)
-        p = float("nan")
+        p = nan
         if best is not None and method != BEST_PROBE and not np.isnan(best).any():
             p = paired_bootstrap_pvalue(y, values, best, cfg.bootstrap, cfg.seed)
-        rows.append(DetectorRow(method, roc_auc(y, values), low, high, p, len(values), int(y.sum()), detail))
+        within, w_low, w_high, used = nan, nan, nan, 0
+        if groups is not None:
+            g = np.asarray(groups, dtype=object)
+            within, used = within_group_auc(y, values, g)
+            w_low, w_high = bootstrap_within_group_auc(y, values, g, cfg.bootstrap, cfg.ci_level, cfg.seed)
+        rows.append(DetectorRow(method, roc_auc(y, values), low, high, p, len(values), int(y.sum()), detail,
+                                within, w_low, w_high, used))
     return sorted(rows, key=lambda r: (np.isnan(r.auc), -np.nan_to_num(r.auc)))
+
+
+def question_groups(questions: Sequence[Mapping], field: str) -> dict[str, str]:
+    """{id: group}: the value of ``meta[field]`` of every question that has one."""
+    out = {}
+    for q in questions:
+        value = (q.get("meta") or {}).get(field)
+        if value is not None and str(value) != "":
+            out[q["id"]] = str(value)
+    return out
+
+
+def group_prior(split_rows: Sequence[Mapping], groups: Mapping[str, str], field: str
+                ) -> tuple[dict[str, float], str, list[str] | None]:
+    """The ``group_prior`` control: (scores of the test questions, detail, the test questions' groups
+    aligned with the split's common test rows, or None without groups).
+
+    A test question scores its group's error rate among the probes' training
+    questions (the common ones); a group no training question has gets the
+    overall training rate. Fewer than two groups on the test questions, or a
+    test question without a group: no control and no within-group AUCs, and
+    the detail says why.
+    """
+    common = [r for r in split_rows if int(r["common"]) == 1]
+    train = [r for r in common if r["split"] == "train"]
+    test = [r for r in common if r["split"] == "test"]
+    lacking = [r["id"] for r in test if r["id"] not in groups]
+    test_groups = sorted({groups[r["id"]] for r in test if r["id"] in groups})
+    if lacking or len(test_groups) < 2:
+        why = (f"{len(lacking)} of {len(test)} test questions have no meta.{field}" if lacking
+               else f"the test questions have {len(test_groups)} value(s) of meta.{field}; a control needs two")
+        return {}, f"omitted: {why}", None
+    wrong: dict[str, list[int]] = {}
+    for r in train:
+        if r["id"] in groups:
+            wrong.setdefault(groups[r["id"]], []).append(int(r["label"]))
+    overall = float(np.mean([int(r["label"]) for r in train])) if train else 0.5
+    rate = {g: float(np.mean(v)) for g, v in wrong.items()}
+    unseen = sorted(set(test_groups) - set(rate))
+    detail = (f"training error rate of the question's meta.{field} ({len(test_groups)} groups on the test "
+              f"questions" + (f"; {len(unseen)} unseen in training get the overall rate {overall:.3f}" if unseen
+                              else "") + ")")
+    scores = {r["id"]: rate.get(groups[r["id"]], overall) for r in test}
+    return scores, detail, [groups[r["id"]] for r in test]
 
 
 def choose_p_true_order(rows: Sequence[Mapping], labels: Mapping[str, int]) -> tuple[str, str]:
@@ -185,11 +257,15 @@ def detector_scores(
     position_rows: Sequence[Mapping],
     chosen_cells: Mapping[str, Mapping | None],
     p_true_rows: Sequence[Mapping] | None,
-) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], dict[str, str]]:
-    """(test ids, labels, scores[method][id], details[method]) on the probes' common test questions.
+    groups: Mapping[str, str] | None = None,
+    group_field: str = "domain",
+) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], dict[str, str], list[str] | None]:
+    """(test ids, labels, scores[method][id], details[method], the test questions' groups or None)
+    on the probes' common test questions.
 
     ``chosen_cells[family]`` is the chosen cell's result (with ``test_ids`` and
-    ``test_scores``) or None.
+    ``test_scores``) or None. ``groups`` ({id: group}, see :func:`question_groups`)
+    adds the ``group_prior`` control.
     """
     test = [r for r in split_rows if int(r["common"]) == 1 and r["split"] == "test"]
     test_ids = [r["id"] for r in test]
@@ -211,4 +287,7 @@ def detector_scores(
     if p_true_rows is not None:
         order, details["p_true"] = choose_p_true_order(p_true_rows, label_of)
         scores["p_true"] = {r["id"]: -float(r[f"logodds_true_{order}"]) for r in p_true_rows}
-    return test_ids, labels, scores, details
+    test_groups = None
+    if groups is not None:
+        scores[GROUP_PRIOR], details[GROUP_PRIOR], test_groups = group_prior(split_rows, groups, group_field)
+    return test_ids, labels, scores, details, test_groups

@@ -75,13 +75,22 @@ def _num(value) -> float:
 
 
 def plot_detectors(rows: Sequence[dict], title: str, out_paths: Sequence[str | os.PathLike]) -> None:
-    """Every detector's test AUC with its 95% interval, best first; probes in blue."""
+    """Every detector's test AUC with its 95% interval, best first; probes in blue, the group
+    control in orange, other baselines grey. Where the questions have groups, a hollow diamond
+    below each dot is the AUC within groups, with its own interval."""
     rows = [r for r in rows if not np.isnan(_num(r["auc"]))]
-    fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.32 * len(rows) + 1.4)))
+    within_any = any(not np.isnan(_num(r.get("auc_within_group"))) for r in rows)
+    fig, ax = plt.subplots(figsize=(7.5, max(3.0, (0.42 if within_any else 0.32) * len(rows) + 1.6)))
     for i, r in enumerate(rows):
         auc, low, high = _num(r["auc"]), _num(r["ci_low"]), _num(r["ci_high"])
-        colour = "#1f5fa8" if str(r["method"]).startswith("probe") else "#777777"
+        method = str(r["method"])
+        colour = "#1f5fa8" if method.startswith("probe") else "#d9730d" if method == "group_prior" else "#777777"
         ax.errorbar(auc, i, xerr=[[auc - low], [high - auc]], fmt="o", color=colour, capsize=3)
+        within = _num(r.get("auc_within_group"))
+        if not np.isnan(within):
+            w_low, w_high = _num(r.get("within_ci_low")), _num(r.get("within_ci_high"))
+            ax.errorbar(within, i + 0.3, xerr=[[within - w_low], [w_high - within]], fmt="D", color=colour,
+                        markerfacecolor="white", markersize=4, capsize=2, linewidth=0.8)
         p = _num(r.get("p_vs_best_probe"))
         label = "" if np.isnan(p) else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
         ax.text(1.005, i, label, va="center", fontsize=7, transform=ax.get_yaxis_transform())
@@ -90,6 +99,13 @@ def plot_detectors(rows: Sequence[dict], title: str, out_paths: Sequence[str | o
     ax.set_yticklabels([r["method"] for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("ROC AUC on the test questions (positive class: wrong answer), 95% CI")
+    if within_any:
+        from matplotlib.lines import Line2D
+
+        ax.legend(handles=[Line2D([], [], marker="o", color="#444444", linestyle="", label="pooled"),
+                           Line2D([], [], marker="D", color="#444444", markerfacecolor="white", linestyle="",
+                                  markersize=4, label="within groups")],
+                  loc="lower left", fontsize=7, frameon=False)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     _save(fig, out_paths)

@@ -129,6 +129,10 @@ class DatasetSettings(Section):
     """Overrides `generation.plain_template` for this dataset."""
     max_new_tokens: int | None = setting(None, minimum=1)
     """Overrides `generation.max_new_tokens` for this dataset."""
+    group: str = setting("domain", schema={"minLength": 1})
+    """The `meta` field whose values group the questions (`domain` of the built-in set, `type` or
+    `level` of HotpotQA, ...): the `group_prior` control and the within-group AUCs use it. Without
+    two groups on the test questions they are left out, and `detectors.tsv` says why."""
 
     #: Keys that override the ``generation`` section for this dataset.
     GENERATION_KEYS: ClassVar[tuple[str, ...]] = ("template", "plain_template", "max_new_tokens")

@@ -134,10 +134,88 @@ def test_detector_scores_assemble_on_the_common_test_questions():
     chosen = {BEST_PROBE: best, "probe_last_token": None}
     p_true = [{"id": q, "split": s, "logodds_true_ab": "1", "logodds_true_ba": "0"}
               for q, s in (("a", "test"), ("b", "test"), ("d", "train"))]
-    test_ids, labels, scores, details = detector_scores(split, gens, pos, chosen, p_true)
+    test_ids, labels, scores, details, groups = detector_scores(split, gens, pos, chosen, p_true)
+    assert groups is None and "group_prior" not in scores
     assert test_ids == ["a", "b"] and labels.tolist() == [1, 0]
     assert scores[BEST_PROBE] == {"a": 2.0, "b": -1.0}
     assert scores["probe_last_token"] == {} and "no cell" in details["probe_last_token"]
     assert set(scores["logprob_mean_answer"]) == {"a", "b"}
     assert "layer 4, token last_q" in details[BEST_PROBE]
     assert scores["p_true"]["a"] == -1.0
+
+
+# --------------------------------------------------------------------------- group_prior and within-group AUCs
+
+
+def _grouped_split(seed: int = 0) -> tuple[list[dict], dict[str, str]]:
+    """A split of 300 common questions in 3 groups with error rates 0.1 / 0.5 / 0.8, 10 not common."""
+    rng = np.random.default_rng(seed)
+    rate = {"easy": 0.1, "mid": 0.5, "hard": 0.8}
+    rows, groups = [], {}
+    for i in range(310):
+        g = list(rate)[i % 3]
+        rows.append({"id": f"q{i:03d}", "label": str(int(rng.random() < rate[g])),
+                     "split": "test" if i % 4 == 0 else "train", "common": "1" if i < 300 else "0"})
+        groups[f"q{i:03d}"] = g
+    return rows, groups
+
+
+def test_group_prior_scores_each_test_question_by_its_groups_training_error_rate():
+    from truthmap.detectors import group_prior
+
+    split, groups = _grouped_split()
+    scores, detail, test_groups = group_prior(split, groups, "domain")
+    test = [r for r in split if r["common"] == "1" and r["split"] == "test"]
+    train = [r for r in split if r["common"] == "1" and r["split"] == "train"]
+    assert list(scores) == [r["id"] for r in test] and test_groups == [groups[r["id"]] for r in test]
+    for g in ("easy", "mid", "hard"):
+        expected = np.mean([int(r["label"]) for r in train if groups[r["id"]] == g])  # training rows only
+        assert [scores[r["id"]] for r in test if groups[r["id"]] == g] == pytest.approx([expected] * 25)
+    assert detail == "training error rate of the question's meta.domain (3 groups on the test questions)"
+
+
+def test_group_prior_gives_unseen_groups_the_overall_rate_and_needs_two_groups():
+    from truthmap.detectors import group_prior
+
+    split, groups = _grouped_split()
+    lone = next(r["id"] for r in split if r["split"] == "test" and r["common"] == "1")
+    scores, detail, _ = group_prior(split, {**groups, lone: "new"}, "domain")
+    overall = np.mean([int(r["label"]) for r in split if r["common"] == "1" and r["split"] == "train"])
+    assert scores[lone] == pytest.approx(overall) and "1 unseen in training" in detail
+    one = {q: "all" for q in groups}
+    assert group_prior(split, one, "domain") == (
+        {}, "omitted: the test questions have 1 value(s) of meta.domain; a control needs two", None)
+    partial = {q: g for q, g in groups.items() if q != lone}
+    assert group_prior(split, partial, "type")[1] == "omitted: 1 of 75 test questions have no meta.type"
+
+
+def test_the_group_prior_is_a_detector_pooled_and_chance_within_groups():
+    """The confound the control exposes: a score that knows only the question's group."""
+    split, groups = _grouped_split()
+    gens = [{**GEN, "id": r["id"]} for r in split]
+    pos = [{**POS, "id": r["id"]} for r in split]
+    test_ids, labels, scores, details, test_groups = detector_scores(split, gens, pos, {}, None, groups)
+    rows = {r.method: r for r in compare_detectors(test_ids, labels, scores, details, ProbeSettings(),
+                                                   test_groups)}
+    prior = rows["group_prior"]
+    assert prior.auc == pytest.approx(roc_auc_score(labels, [scores["group_prior"][q] for q in test_ids]))
+    assert prior.auc > 0.7 and prior.groups == 3
+    assert prior.auc_within_group == 0.5 and prior.within_ci_low == prior.within_ci_high == 0.5
+
+
+def test_within_group_columns_and_an_omitted_control():
+    rng = np.random.default_rng(3)
+    ids = [f"q{i}" for i in range(120)]
+    y = np.array([i % 2 for i in range(120)])
+    groups = ["a" if i < 60 else "b" for i in range(120)]
+    signal = {q: float(y[i] + rng.normal()) for i, q in enumerate(ids)}
+    scores = {"signal": signal, "group_prior": {}}
+    details = {"group_prior": "omitted: the test questions have 1 value(s) of meta.domain; a control needs two"}
+    rows = {r.method: r for r in compare_detectors(ids, y, scores, details, ProbeSettings(), groups)}
+    per_group = [roc_auc_score(y[:60], [signal[q] for q in ids[:60]]),
+                 roc_auc_score(y[60:], [signal[q] for q in ids[60:]])]
+    assert rows["signal"].auc_within_group == pytest.approx(np.mean(per_group)) and rows["signal"].groups == 2
+    assert rows["signal"].within_ci_low < rows["signal"].auc_within_group < rows["signal"].within_ci_high
+    assert np.isnan(rows["group_prior"].auc) and rows["group_prior"].detail == details["group_prior"]
+    without = compare_detectors(ids, y, {"signal": signal}, {}, ProbeSettings())[0]
+    assert np.isnan(without.auc_within_group) and without.groups == 0

@@ -137,3 +137,55 @@ def test_stats_imports_neither_scikit_learn_nor_scipy():
                           env={"PYTHONPATH": "scripts", "PATH": ""},
                           cwd=__file__.rsplit("/tests/", 1)[0])
     assert done.returncode == 0, done.stderr
+
+
+def _grouped(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.array(["a", "b", "c", "d"]), [40, 60, 30, 20])
+    rate = {"a": 0.1, "b": 0.5, "c": 0.8, "d": 0.0}  # d holds one class only
+    y = np.array([rng.random() < rate[g] for g in groups]).astype(int)
+    signal = y * 0.8 + rng.normal(size=len(y))
+    return y, signal, groups
+
+
+def test_within_group_auc_is_the_size_weighted_mean_of_sklearn_per_group():
+    from sklearn.metrics import roc_auc_score
+
+    from truthmap.stats import within_group_auc
+
+    y, scores, groups = _grouped()
+    per = {g: (roc_auc_score(y[groups == g], scores[groups == g]), (groups == g).sum())
+           for g in "abc"}
+    expected = sum(a * n for a, n in per.values()) / sum(n for _, n in per.values())
+    auc, used = within_group_auc(y, scores, groups)
+    assert used == 3 and auc == pytest.approx(expected)
+
+
+def test_a_score_that_only_knows_the_group_is_at_chance_within_groups():
+    from truthmap.stats import roc_auc, within_group_auc
+
+    y, _, groups = _grouped()
+    prior = np.array([y[groups == g].mean() for g in groups])  # each group's own error rate
+    assert roc_auc(y, prior) > 0.7  # pooled: it looks like a detector
+    assert within_group_auc(y, prior, groups) == (0.5, 3)
+
+
+def test_within_group_interval_brackets_the_estimate_and_is_reproducible():
+    from truthmap.stats import bootstrap_within_group_auc, within_group_auc
+
+    y, scores, groups = _grouped()
+    auc, _ = within_group_auc(y, scores, groups)
+    low, high = bootstrap_within_group_auc(y, scores, groups, 2000, 0.95, seed=1)
+    assert low < auc < high and high - low < 0.3
+    assert (low, high) == bootstrap_within_group_auc(y, scores, groups, 2000, 0.95, seed=1)
+    narrow = bootstrap_within_group_auc(y, scores, groups, 2000, 0.5, seed=1)
+    assert low < narrow[0] < narrow[1] < high
+
+
+def test_no_group_with_both_classes_gives_nan():
+    from truthmap.stats import bootstrap_within_group_auc, within_group_auc
+
+    y, scores, groups = np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4]), np.array(["a", "a", "b", "b"])
+    auc, used = within_group_auc(y, scores, groups)
+    assert np.isnan(auc) and used == 0
+    assert all(np.isnan(bootstrap_within_group_auc(y, scores, groups, 100, 0.95, 0)))

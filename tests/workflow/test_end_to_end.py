@@ -67,12 +67,17 @@ def test_every_question_is_in_exactly_one_shard(workdir):
 
 def test_detectors_and_generalisation(workdir):
     lines = (workdir / RESULTS / "detectors.tsv").read_text().splitlines()
-    assert lines[0].split("\t") == ["method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong",
-                                     "detail"]
-    methods = {line.split("\t")[0] for line in lines[1:]}
+    header = lines[0].split("\t")
+    assert header == ["method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong",
+                      "auc_within_group", "within_ci_low", "within_ci_high", "groups", "detail"]
+    rows = {line.split("\t")[0]: dict(zip(header, line.split("\t"))) for line in lines[1:]}
     assert {"probe_best_cell", "probe_best_exact_cell", "probe_last_token", "p_true",
-            "logprob_mean_answer", "logit_min_exact"} <= methods
-    assert len(methods) == 3 + 1 + 16
+            "logprob_mean_answer", "logit_min_exact", "group_prior"} <= set(rows)
+    assert len(rows) == 3 + 1 + 16 + 1
+    prior = rows["group_prior"]  # the built-in set's domains: every test question has one
+    assert "training error rate of the question's meta.domain" in prior["detail"]
+    assert float(prior["auc_within_group"]) == 0.5 and int(prior["groups"]) >= 1
+    assert 0 < float(rows["probe_best_cell"]["auc_within_group"]) <= 1
     selection = json.loads((workdir / RESULTS / "probes" / "selection.json").read_text())
     best = selection["probe_best_cell"]
     domains = (workdir / RESULTS / "generalisation_domains.tsv").read_text().splitlines()[1:]

@@ -75,6 +75,7 @@ def changed_value(key: str, value):
         "datasets.<name>.template": "Reply briefly.\n{question}",
         "datasets.<name>.plain_template": "Question: {question}\nAnswer:",
         "datasets.<name>.max_new_tokens": 16,
+        "datasets.<name>.group": "origin",
         "layers": [0, 14],
         "tokens": ["last_q", "exact_answer_first", "-1"],
         "probe.ci_level": 0.9,

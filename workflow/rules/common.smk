@@ -99,6 +99,11 @@ def get_dtype(wildcards):
     return SETTINGS.models[wildcards.model].dtype
 
 
+def get_group_field(wildcards):
+    """The meta field that groups a dataset's questions (group_prior, within-group AUCs)."""
+    return SETTINGS.datasets[wildcards.dataset].group
+
+
 def get_extractor_dtype(wildcards):
     return SETTINGS.models[SETTINGS.extractor_of(wildcards.model)].dtype
 

@@ -34,6 +34,7 @@ rule compare_detectors:
         generations=expand("results/{{model}}/{{dataset}}/generations/{shard}.jsonl", shard=SHARDS),
         positions=expand("results/{{model}}/{{dataset}}/positions/{shard}.tsv", shard=SHARDS),
         p_true=get_p_true_files,
+        questions="results/datasets/{dataset}/questions.jsonl",
     output:
         report(
             "results/{model}/{dataset}/detectors.tsv",
@@ -44,6 +45,7 @@ rule compare_detectors:
     params:
         code=library_code("compare_detectors.py"),
         probe=SETTINGS.probe.pick("bootstrap", "ci_level", "seed"),
+        group=get_group_field,
     log:
         "logs/compare_detectors/{model}/{dataset}.log",
     conda:
