@@ -213,11 +213,8 @@ def group_prior(split_rows: Sequence[Mapping], groups: Mapping[str, str], field:
     common = [r for r in split_rows if int(r["common"]) == 1]
     train = [r for r in common if r["split"] == "train"]
     test = [r for r in common if r["split"] == "test"]
-    lacking = [r["id"] for r in test if r["id"] not in groups]
-    test_groups = sorted({groups[r["id"]] for r in test if r["id"] in groups})
-    if lacking or len(test_groups) < 2:
-        why = (f"{len(lacking)} of {len(test)} test questions have no meta.{field}" if lacking
-               else f"the test questions have {len(test_groups)} value(s) of meta.{field}; a control needs two")
+    aligned, why = groups_of_test_questions(split_rows, groups, field)
+    if aligned is None:
         return {}, f"omitted: {why}", None
     wrong: dict[str, list[int]] = {}
     for r in train:
@@ -225,12 +222,29 @@ def group_prior(split_rows: Sequence[Mapping], groups: Mapping[str, str], field:
             wrong.setdefault(groups[r["id"]], []).append(int(r["label"]))
     overall = float(np.mean([int(r["label"]) for r in train])) if train else 0.5
     rate = {g: float(np.mean(v)) for g, v in wrong.items()}
-    unseen = sorted(set(test_groups) - set(rate))
-    detail = (f"training error rate of the question's meta.{field} ({len(test_groups)} groups on the test "
+    distinct = sorted(set(aligned))
+    unseen = sorted(set(distinct) - set(rate))
+    detail = (f"training error rate of the question's meta.{field} ({len(distinct)} groups on the test "
               f"questions" + (f"; {len(unseen)} unseen in training get the overall rate {overall:.3f}" if unseen
                               else "") + ")")
     scores = {r["id"]: rate.get(groups[r["id"]], overall) for r in test}
-    return scores, detail, [groups[r["id"]] for r in test]
+    return scores, detail, aligned
+
+
+def groups_of_test_questions(split_rows: Sequence[Mapping], groups: Mapping[str, str], field: str
+                ) -> tuple[list[str] | None, str]:
+    """(the groups of the probes' test questions, in split order, or None; why None).
+
+    Groups need every test question to have one, and at least two of them.
+    """
+    test = [r for r in split_rows if int(r["common"]) == 1 and r["split"] == "test"]
+    lacking = [r["id"] for r in test if r["id"] not in groups]
+    if lacking:
+        return None, f"{len(lacking)} of {len(test)} test questions have no meta.{field}"
+    aligned = [groups[r["id"]] for r in test]
+    if len(set(aligned)) < 2:
+        return None, f"the test questions have {len(set(aligned))} value(s) of meta.{field}; a control needs two"
+    return aligned, ""
 
 
 def choose_p_true_order(rows: Sequence[Mapping], labels: Mapping[str, int]) -> tuple[str, str]:

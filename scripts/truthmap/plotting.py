@@ -17,8 +17,8 @@ from truthmap.settings import TOKEN_NAMES  # noqa: E402
 from truthmap.files import atomic_path  # noqa: E402
 
 
-def auc_grid(rows: Sequence[dict]) -> tuple[np.ndarray, list[int], list[str]]:
-    """(layers x tokens) AUC matrix, NaN where a cell was skipped, with its axes."""
+def auc_grid(rows: Sequence[dict], column: str = "auc") -> tuple[np.ndarray, list[int], list[str]]:
+    """(layers x tokens) matrix of ``column`` (the AUC), NaN where a cell was skipped, with its axes."""
     layers = sorted({int(r["layer"]) for r in rows})
     present = {str(r["token"]) for r in rows}
     tokens = [t for t in TOKEN_NAMES if t in present]
@@ -26,8 +26,8 @@ def auc_grid(rows: Sequence[dict]) -> tuple[np.ndarray, list[int], list[str]]:
     li = {layer: i for i, layer in enumerate(layers)}
     ti = {token: j for j, token in enumerate(tokens)}
     for r in rows:
-        value = r["auc"]
-        grid[li[int(r["layer"])], ti[str(r["token"])]] = np.nan if value in (None, "NaN") else float(value)
+        value = r.get(column)
+        grid[li[int(r["layer"])], ti[str(r["token"])]] = np.nan if value in (None, "", "NaN") else float(value)
     return grid, layers, tokens
 
 
@@ -36,9 +36,14 @@ def plot_heatmap(
     title: str,
     out_paths: Sequence[str | os.PathLike],
     annotate: bool = True,
+    column: str = "auc",
+    colour_label: str = "ROC AUC (positive class: wrong answer)",
 ) -> None:
-    """Layer on y (0 at the top), token on x, Blues from 0.5 to 1.0 with a colour bar."""
-    grid, layers, tokens = auc_grid(rows)
+    """Layer on y (0 at the top), token on x, Blues from 0.5 to 1.0 with a colour bar.
+
+    ``column`` picks the value drawn: the pooled ``auc`` or ``auc_within_group``.
+    """
+    grid, layers, tokens = auc_grid(rows, column)
     height = max(4.5, 0.28 * len(layers) + 1.8)
     width = max(5.0, 0.62 * len(tokens) + 2.4)
     fig, ax = plt.subplots(figsize=(width, height))
@@ -47,7 +52,7 @@ def plot_heatmap(
         grid, ax=ax, cmap="Blues", vmin=0.5, vmax=1.0,
         xticklabels=tokens, yticklabels=layers,
         annot=annotate, fmt=".2f", annot_kws={"fontsize": 6},
-        cbar_kws={"label": "ROC AUC (positive class: wrong answer)", "shrink": 0.9},
+        cbar_kws={"label": colour_label, "shrink": 0.9},
         linewidths=0.3, linecolor="white",
     )
     ax.set_xlabel("Token")

@@ -7,13 +7,19 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 
-from truthmap.settings import TOKEN_NAMES
-from truthmap.files import InputError, read_json
+import numpy as np
 
-AUC_COLUMNS = (
+from truthmap.files import InputError, read_json
+from truthmap.settings import TOKEN_NAMES
+from truthmap.stats import bootstrap_within_group_auc, within_group_auc
+
+#: What every cell's JSON holds (train_probes); auc.tsv adds the within-group columns.
+CELL_COLUMNS = (
     "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_test",
     "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "n_excluded", "status", "reason",
 )
+WITHIN_COLUMNS = ("auc_within_group", "within_ci_low", "within_ci_high", "groups")
+AUC_COLUMNS = (*CELL_COLUMNS[:5], *WITHIN_COLUMNS, *CELL_COLUMNS[5:])
 
 
 def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
@@ -21,7 +27,7 @@ def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
     rows = []
     for path in paths:
         cell = read_json(path)
-        missing = [c for c in AUC_COLUMNS if c not in cell]
+        missing = [c for c in CELL_COLUMNS if c not in cell]
         if missing:
             raise InputError(f"{path}: cell result lacks {missing}")
         if str(cell["token"]) not in TOKEN_NAMES:
@@ -33,6 +39,26 @@ def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
     if dupes:
         raise InputError(f"duplicate cells {dupes} among the probe results")
     return sorted(rows, key=lambda r: (int(r["layer"]), order[str(r["token"])]))
+
+
+def within_group_cells(rows: Sequence[dict], split_rows: Sequence[dict], groups: dict[str, str] | None,
+                       n_boot: int, level: float, seed: int) -> list[dict]:
+    """Each cell with its AUC within groups (:func:`truthmap.stats.within_group_auc`) and interval,
+    from the test scores the cell kept; NaN and 0 groups without groups or without scores."""
+    label = {r["id"]: int(r["label"]) for r in split_rows}
+    out = []
+    for row in rows:
+        within = {"auc_within_group": math.nan, "within_ci_low": math.nan, "within_ci_high": math.nan,
+                  "groups": 0}
+        ids = row.get("test_ids") or []
+        if groups is not None and row.get("status") == "ok" and ids and all(q in groups for q in ids):
+            y = np.array([label[q] for q in ids])
+            scores, g = np.asarray(row["test_scores"], dtype=float), np.array([groups[q] for q in ids], dtype=object)
+            auc, used = within_group_auc(y, scores, g)
+            low, high = bootstrap_within_group_auc(y, scores, g, n_boot, level, seed)
+            within = {"auc_within_group": auc, "within_ci_low": low, "within_ci_high": high, "groups": used}
+        out.append({**row, **within})
+    return out
 
 
 def best_cells(rows: Sequence[dict], k: int = 5) -> list[dict]:

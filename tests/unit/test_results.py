@@ -198,3 +198,30 @@ def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
         {"layer": 0, "token": "last_q", "auc": 0.6, "ci_low": 0.5, "ci_high": 0.7},
     ]
     assert "optimistic" in s["best_cells_note"]
+
+
+# --------------------------------------------------------------------------- within_group_cells
+
+
+def test_within_group_cells_match_per_group_sklearn_from_the_cells_test_scores():
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from truthmap.results import within_group_cells
+
+    rng = np.random.default_rng(0)
+    ids = [f"q{i}" for i in range(90)]
+    split = [{"id": q, "label": "1" if i % 3 == 0 else "0"} for i, q in enumerate(ids)]
+    groups = {q: "abc"[i // 30] for i, q in enumerate(ids)}  # three groups of 30
+    y = np.array([int(r["label"]) for r in split])
+    scores = (y + rng.normal(size=90)).tolist()
+    rows = [cell(0, "last_q", test_ids=ids, test_scores=scores),
+            cell(1, "last_q", status="skipped", test_ids=[], test_scores=[])]
+    done = within_group_cells(rows, split, groups, 500, 0.95, 0)
+    per = [roc_auc_score(y[k * 30:(k + 1) * 30], scores[k * 30:(k + 1) * 30]) for k in range(3)]
+    assert done[0]["auc_within_group"] == pytest.approx(np.mean(per)) and done[0]["groups"] == 3
+    assert done[0]["within_ci_low"] < done[0]["within_ci_high"]
+    assert math.isnan(done[1]["auc_within_group"]) and done[1]["groups"] == 0
+    assert done[0]["auc"] == rows[0]["auc"]  # the pooled columns stay
+    none = within_group_cells(rows, split, None, 500, 0.95, 0)
+    assert math.isnan(none[0]["auc_within_group"]) and none[0]["groups"] == 0

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from helpers import REPO, planned_jobs, snakemake
 
+from truthmap.files import read_tsv
+
 FIXTURES_CONFIG = REPO / "tests" / "e2e" / "fixtures.yaml"
 RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
 TOKENS = ["last_q", "exact_answer_first", "exact_answer_last", "exact_answer_after_last",
@@ -54,6 +56,18 @@ def test_heatmap_files(workdir):
     image = matplotlib.image.imread(workdir / RESULTS / "heatmap.png")
     assert image.shape[0] > 300 and image.shape[1] > 600
     assert (workdir / RESULTS / "heatmap.pdf").read_bytes()[:4] == b"%PDF"
+    within = matplotlib.image.imread(workdir / RESULTS / "heatmap_within_groups.png")
+    assert within.shape[0] > 300 and within.shape[1] > 600
+    assert (workdir / RESULTS / "heatmap_within_groups.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_auc_table_has_the_within_group_columns(workdir):
+    rows = {(int(r["layer"]), r["token"]): r for r in read_tsv(workdir / RESULTS / "auc.tsv")}
+    fitted = [r for r in rows.values() if r["status"] == "ok"]
+    assert fitted and all(int(r["groups"]) >= 1 for r in fitted)  # the built-in set's domains
+    for r in fitted:
+        within, low, high = float(r["auc_within_group"]), float(r["within_ci_low"]), float(r["within_ci_high"])
+        assert 0 <= low <= high <= 1 and 0 <= within <= 1
 
 
 def test_every_question_is_in_exactly_one_shard(workdir):

@@ -12,6 +12,13 @@ rule plot_heatmap:
             labels={"model": "{model}", "dataset": "{dataset}"},
         ),
         pdf="results/{model}/{dataset}/heatmap.pdf",
+        within_png=report(
+            "results/{model}/{dataset}/heatmap_within_groups.png",
+            caption="../report/heatmap_within_groups.rst",
+            category="1. Layer x Token heatmap",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "within groups"},
+        ),
+        within_pdf="results/{model}/{dataset}/heatmap_within_groups.pdf",
     params:
         code=library_code("plot_heatmap.py"),
         plot=SETTINGS.plot.pick("annotate"),

@@ -44,7 +44,9 @@ rule train_probes:
 
 rule gather_auc:
     input:
-        get_probe_cells,
+        cells=get_probe_cells,
+        split="results/{model}/{dataset}/probes/split.tsv",
+        questions="results/datasets/{dataset}/questions.jsonl",
     output:
         report(
             "results/{model}/{dataset}/auc.tsv",
@@ -54,6 +56,8 @@ rule gather_auc:
         ),
     params:
         code=library_code("gather_auc.py"),
+        probe=SETTINGS.probe.pick("bootstrap", "ci_level", "seed"),
+        group=get_group_field,
     log:
         "logs/gather_auc/{model}/{dataset}.log",
     conda:
