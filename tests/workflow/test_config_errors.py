@@ -47,7 +47,9 @@ def test_bad_config_is_refused_with_the_key(tmp_path, config, message):
     assert message in done.stdout + done.stderr, (done.stdout + done.stderr)[-2000:]
     assert not (tmp_path / "results").exists()
     assert_error_line(done.stdout + done.stderr, message)
-    assert done.stderr.splitlines()[-1].startswith("error: "), done.stderr[-2000:]  # nothing after the line
+    last = done.stderr.splitlines()[-2:]  # nothing after the line and its hint
+    assert last[-1].startswith("error: ") or (last[0].startswith("error: ") and last[1].startswith("hint: ")), \
+        done.stderr[-2000:]
 
 
 def test_good_config_plans_the_pipeline(tmp_path):
