@@ -39,6 +39,7 @@ localrules:
     select_cells,
     summarise_run,
     plot_heatmap,
+    plot_difference,
     plot_detectors,
     plot_dataset_generalisation,
     plot_domain_generalisation,

@@ -14,7 +14,7 @@ chosen = {
     for family, cell in read_json(snakemake.input.selection).items()
 }
 group_field = snakemake.params.group
-test_ids, labels, scores, details, groups = detector_scores(
+inputs = detector_scores(
     read_tsv(snakemake.input.split),
     [g for path in snakemake.input.generations for g in read_jsonl(path)],
     [p for path in snakemake.input.positions for p in read_tsv(path)],
@@ -23,7 +23,8 @@ test_ids, labels, scores, details, groups = detector_scores(
     question_groups(load_questions(snakemake.input.questions), group_field),
     group_field,
 )
-rows = compare_detectors(test_ids, labels, scores, details, cfg, groups)
+rows = compare_detectors(inputs.test_ids, inputs.labels, inputs.scores, inputs.details, cfg, inputs.test_groups,
+                         inputs.train_aucs)
 write_tsv(snakemake.output[0], [r.to_dict() for r in rows], DETECTOR_COLUMNS)
 for r in rows:
     log.info("%-24s AUC %.3f [%.3f, %.3f] p=%.4f; within groups %.3f", r.method, r.auc, r.ci_low, r.ci_high,

@@ -136,13 +136,16 @@ class DetectorRow:
     within_ci_high: float = float("nan")
     groups: int = 0
     """Groups the within-group AUC averages over."""
+    train_auc: float = float("nan")
+    """A baseline's AUC on the training questions (P(True): its training sample); NaN for probes and
+    the group control."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 DETECTOR_COLUMNS = ("method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong",
-                    "auc_within_group", "within_ci_low", "within_ci_high", "groups", "detail")
+                    "auc_within_group", "within_ci_low", "within_ci_high", "groups", "train_auc", "detail")
 GROUP_PRIOR = "group_prior"
 
 
@@ -153,13 +156,15 @@ def compare_detectors(
     details: Mapping[str, str],
     cfg: ProbeSettings,
     groups: Sequence[str] | None = None,
+    train_aucs: Mapping[str, float] | None = None,
 ) -> list[DetectorRow]:
     """AUC, interval and paired p-value of every method on the same test questions.
 
     ``scores[method][id]`` is the method's score of a question; a method that
     lacks some question, or gives NaN, is reported with NaN and says why (a
     method with no score at all, only its detail). ``groups``, aligned with
-    ``test_ids``, adds each method's within-group AUC and interval.
+    ``test_ids``, adds each method's within-group AUC and interval; ``train_aucs``
+    the baselines' training AUCs.
     """
     y = np.asarray(labels).astype(int)
     best = scores.get(BEST_PROBE)
@@ -185,7 +190,7 @@ def compare_detectors(
             within, used = within_group_auc(y, values, g)
             w_low, w_high = bootstrap_within_group_auc(y, values, g, cfg.bootstrap, cfg.ci_level, cfg.seed)
         rows.append(DetectorRow(method, roc_auc(y, values), low, high, p, len(values), int(y.sum()), detail,
-                                within, w_low, w_high, used))
+                                within, w_low, w_high, used, (train_aucs or {}).get(method, nan)))
     return sorted(rows, key=lambda r: (np.isnan(r.auc), -np.nan_to_num(r.auc)))
 
 
@@ -265,6 +270,22 @@ def choose_p_true_order(rows: Sequence[Mapping], labels: Mapping[str, int]) -> t
     )
 
 
+@dataclass(frozen=True)
+class DetectorInputs:
+    """Every detector's scores on the probes' common test questions, and what goes with them."""
+
+    test_ids: list[str]
+    labels: np.ndarray
+    scores: dict[str, dict[str, float]]
+    """scores[method][id]: higher means more likely wrong."""
+    details: dict[str, str]
+    test_groups: list[str] | None
+    """The test questions' groups, aligned with ``test_ids``; None without groups."""
+    train_aucs: dict[str, float]
+    """AUC of each training-free baseline on the training questions: what chooses the baseline
+    the difference map compares with (:func:`best_baseline`)."""
+
+
 def detector_scores(
     split_rows: Sequence[Mapping],
     generations: Sequence[Mapping],
@@ -273,15 +294,18 @@ def detector_scores(
     p_true_rows: Sequence[Mapping] | None,
     groups: Mapping[str, str] | None = None,
     group_field: str = "domain",
-) -> tuple[list[str], np.ndarray, dict[str, dict[str, float]], dict[str, str], list[str] | None]:
-    """(test ids, labels, scores[method][id], details[method], the test questions' groups or None)
-    on the probes' common test questions.
+) -> DetectorInputs:
+    """Every detector's scores on the probes' common test questions.
 
     ``chosen_cells[family]`` is the chosen cell's result (with ``test_ids`` and
     ``test_scores``) or None. ``groups`` ({id: group}, see :func:`question_groups`)
-    adds the ``group_prior`` control.
+    adds the ``group_prior`` control. The probability and logit baselines are
+    also scored on the common training questions, P(True) on its training
+    sample, for their training AUCs.
     """
-    test = [r for r in split_rows if int(r["common"]) == 1 and r["split"] == "test"]
+    common = [r for r in split_rows if int(r["common"]) == 1]
+    test = [r for r in common if r["split"] == "test"]
+    train = [r for r in common if r["split"] == "train"]
     test_ids = [r["id"] for r in test]
     labels = np.array([int(r["label"]) for r in test])
     label_of = {r["id"]: int(r["label"]) for r in split_rows}
@@ -298,10 +322,33 @@ def detector_scores(
     for qid in test_ids:
         for method, value in baseline_scores(gen_of[qid], pos_of[qid]).items():
             scores.setdefault(method, {})[qid] = value
+    train_scores: dict[str, list[float]] = {}
+    for r in train:
+        for method, value in baseline_scores(gen_of[r["id"]], pos_of[r["id"]]).items():
+            train_scores.setdefault(method, []).append(value)
+    y_train = np.array([int(r["label"]) for r in train])
+    train_aucs = {m: _auc_or_nan(y_train, np.array(v)) for m, v in train_scores.items()}
     if p_true_rows is not None:
         order, details["p_true"] = choose_p_true_order(p_true_rows, label_of)
         scores["p_true"] = {r["id"]: -float(r[f"logodds_true_{order}"]) for r in p_true_rows}
+        sample = [r for r in p_true_rows if r["split"] == "train"]
+        train_aucs["p_true"] = _auc_or_nan(np.array([label_of[r["id"]] for r in sample]),
+                                           np.array([scores["p_true"][r["id"]] for r in sample]))
     test_groups = None
     if groups is not None:
         scores[GROUP_PRIOR], details[GROUP_PRIOR], test_groups = group_prior(split_rows, groups, group_field)
-    return test_ids, labels, scores, details, test_groups
+    return DetectorInputs(test_ids, labels, scores, details, test_groups, train_aucs)
+
+
+def _auc_or_nan(y: np.ndarray, scores: np.ndarray) -> float:
+    """The AUC, NaN when a score is missing (a baseline of an empty span)."""
+    return float("nan") if np.isnan(scores).any() else roc_auc(y, scores)
+
+
+def best_baseline(rows: Sequence[Mapping]) -> Mapping | None:
+    """The training-free baseline with the highest AUC on the training questions (``train_auc``),
+    never chosen by its test AUC; None when no baseline has one. Probes and the group control are
+    not baselines."""
+    candidates = [r for r in rows if _finite(r.get("train_auc")) and _finite(r.get("auc"))
+                  and not str(r["method"]).startswith("probe") and r["method"] != GROUP_PRIOR]
+    return max(candidates, key=lambda r: (float(r["train_auc"]), str(r["method"])), default=None)

@@ -44,12 +44,35 @@ def plot_heatmap(
     ``column`` picks the value drawn: the pooled ``auc`` or ``auc_within_group``.
     """
     grid, layers, tokens = auc_grid(rows, column)
+    _draw_grid(grid, layers, tokens, title, out_paths, annotate,
+               dict(cmap="Blues", vmin=0.5, vmax=1.0), colour_label)
+
+
+def plot_difference(
+    rows: Sequence[dict],
+    baseline: str,
+    baseline_auc: float,
+    title: str,
+    out_paths: Sequence[str | os.PathLike],
+    annotate: bool = True,
+) -> None:
+    """Each cell's AUC minus ``baseline_auc`` (a baseline detector's on the same test questions):
+    blue where the probe beats the baseline, red where it does worse, white at a tie."""
+    grid, layers, tokens = auc_grid(rows)
+    _draw_grid(grid - baseline_auc, layers, tokens, title, out_paths, annotate,
+               dict(cmap="RdBu", vmin=-0.5, vmax=0.5, center=0.0),
+               f"AUC minus {baseline} ({baseline_auc:.3f})")
+
+
+def _draw_grid(grid: np.ndarray, layers: Sequence[int], tokens: Sequence[str], title: str,
+               out_paths: Sequence[str | os.PathLike], annotate: bool, scale: dict, colour_label: str) -> None:
+    """The Layer x Token grid: layer on y (0 at the top), token on x, skipped cells grey."""
     height = max(4.5, 0.28 * len(layers) + 1.8)
     width = max(5.0, 0.62 * len(tokens) + 2.4)
     fig, ax = plt.subplots(figsize=(width, height))
     ax.set_facecolor("#e8e8e8")  # skipped cells (NaN) show as grey
     sns.heatmap(
-        grid, ax=ax, cmap="Blues", vmin=0.5, vmax=1.0,
+        grid, ax=ax, **scale,
         xticklabels=tokens, yticklabels=layers,
         annot=annotate, fmt=".2f", annot_kws={"fontsize": 6},
         cbar_kws={"label": colour_label, "shrink": 0.9},

@@ -134,8 +134,9 @@ def test_detector_scores_assemble_on_the_common_test_questions():
     chosen = {BEST_PROBE: best, "probe_last_token": None}
     p_true = [{"id": q, "split": s, "logodds_true_ab": "1", "logodds_true_ba": "0"}
               for q, s in (("a", "test"), ("b", "test"), ("d", "train"))]
-    test_ids, labels, scores, details, groups = detector_scores(split, gens, pos, chosen, p_true)
-    assert groups is None and "group_prior" not in scores
+    inputs = detector_scores(split, gens, pos, chosen, p_true)
+    test_ids, labels, scores, details = inputs.test_ids, inputs.labels, inputs.scores, inputs.details
+    assert inputs.test_groups is None and "group_prior" not in scores
     assert test_ids == ["a", "b"] and labels.tolist() == [1, 0]
     assert scores[BEST_PROBE] == {"a": 2.0, "b": -1.0}
     assert scores["probe_last_token"] == {} and "no cell" in details["probe_last_token"]
@@ -194,9 +195,10 @@ def test_the_group_prior_is_a_detector_pooled_and_chance_within_groups():
     split, groups = _grouped_split()
     gens = [{**GEN, "id": r["id"]} for r in split]
     pos = [{**POS, "id": r["id"]} for r in split]
-    test_ids, labels, scores, details, test_groups = detector_scores(split, gens, pos, {}, None, groups)
-    rows = {r.method: r for r in compare_detectors(test_ids, labels, scores, details, ProbeSettings(),
-                                                   test_groups)}
+    inputs = detector_scores(split, gens, pos, {}, None, groups)
+    test_ids, labels, scores = inputs.test_ids, inputs.labels, inputs.scores
+    rows = {r.method: r for r in compare_detectors(test_ids, labels, scores, inputs.details, ProbeSettings(),
+                                                   inputs.test_groups)}
     prior = rows["group_prior"]
     assert prior.auc == pytest.approx(roc_auc_score(labels, [scores["group_prior"][q] for q in test_ids]))
     assert prior.auc > 0.7 and prior.groups == 3
@@ -219,3 +221,34 @@ def test_within_group_columns_and_an_omitted_control():
     assert np.isnan(rows["group_prior"].auc) and rows["group_prior"].detail == details["group_prior"]
     without = compare_detectors(ids, y, {"signal": signal}, {}, ProbeSettings())[0]
     assert np.isnan(without.auc_within_group) and without.groups == 0
+
+
+def test_baselines_are_scored_on_training_questions_and_the_best_one_is_chosen_there():
+    from truthmap.detectors import best_baseline
+
+    rng = np.random.default_rng(5)
+    split, gens, pos = [], [], []
+    for i in range(200):
+        wrong = i % 2
+        split.append({"id": f"q{i}", "label": str(wrong), "split": "test" if i % 5 == 0 else "train",
+                      "common": "1"})
+        lp = [float(-abs(rng.normal()) - 2.0 * wrong), float(rng.normal())]  # the first token knows
+        gens.append({**GEN, "id": f"q{i}", "gen_ids": [5, 6], "logprobs": lp, "logits": [0.0, 0.0],
+                     "finish_reason": "length"})
+        pos.append({**POS, "id": f"q{i}"})
+    inputs = detector_scores(split, gens, pos, {}, None)
+    train = [r for r in split if r["split"] == "train"]
+    y = [int(r["label"]) for r in train]
+    by_id = {g["id"]: g for g in gens}
+    expected = roc_auc_score(y, [-min(by_id[r["id"]]["logprobs"]) for r in train])
+    assert inputs.train_aucs["logprob_min_answer"] == pytest.approx(expected)
+    rows = compare_detectors(inputs.test_ids, inputs.labels, inputs.scores, inputs.details, ProbeSettings(),
+                             None, inputs.train_aucs)
+    chosen = best_baseline([r.to_dict() for r in rows])
+    assert chosen["train_auc"] == max(r.train_auc for r in rows if np.isfinite(r.train_auc))
+    assert chosen["method"].startswith("logprob_")
+    rows = [{"method": "probe_best_cell", "auc": 0.9, "train_auc": float("nan")},
+            {"method": "group_prior", "auc": 0.7, "train_auc": 0.99},
+            {"method": "a", "auc": 0.6, "train_auc": 0.7}, {"method": "b", "auc": 0.8, "train_auc": 0.65}]
+    assert best_baseline(rows)["method"] == "a"  # chosen on training questions, not the test AUC
+    assert best_baseline(rows[:2]) is None

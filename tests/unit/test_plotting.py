@@ -157,3 +157,25 @@ def test_plot_heatmap_replaces_an_old_file(tmp_path):
     plot_heatmap(grid_rows(range(2), ["-1"]), "t", [path])
     check_png(path)
     assert path.stat().st_size > 1000
+
+
+def test_difference_map_draws_each_cell_minus_the_baseline(tmp_path, monkeypatch):
+    import truthmap.plotting as plotting
+
+    drawn = {}
+    real = plotting._draw_grid
+
+    def spy(grid, layers, tokens, title, out_paths, annotate, scale, label):
+        drawn.update(grid=grid.copy(), scale=scale, label=label)
+        real(grid, layers, tokens, title, out_paths, annotate, scale, label)
+
+    monkeypatch.setattr(plotting, "_draw_grid", spy)
+    rows = grid_rows(range(3), ["last_q", "-1"])
+    rows[0]["auc"] = "NaN"
+    plotting.plot_difference(rows, "logprob_min_exact", 0.7, "t", [tmp_path / "d.png", tmp_path / "d.pdf"])
+    expected, _, _ = plotting.auc_grid(rows)
+    np.testing.assert_allclose(drawn["grid"], expected - 0.7)
+    assert np.isnan(drawn["grid"][0, 0])
+    assert drawn["scale"]["center"] == 0.0 and drawn["scale"]["vmin"] == -drawn["scale"]["vmax"]
+    assert drawn["label"] == "AUC minus logprob_min_exact (0.700)"
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "d.pdf").read_bytes()[:4] == b"%PDF"

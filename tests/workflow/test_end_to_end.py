@@ -59,6 +59,10 @@ def test_heatmap_files(workdir):
     within = matplotlib.image.imread(workdir / RESULTS / "heatmap_within_groups.png")
     assert within.shape[0] > 300 and within.shape[1] > 600
     assert (workdir / RESULTS / "heatmap_within_groups.pdf").read_bytes()[:4] == b"%PDF"
+    assert (workdir / RESULTS / "heatmap_vs_baseline.png").read_bytes()[:4] == b"\x89PNG"
+    assert (workdir / RESULTS / "heatmap_vs_baseline.pdf").read_bytes()[:4] == b"%PDF"
+    log = next((workdir / "logs" / "plot_difference").rglob("*.log")).read_text()
+    assert "baseline logprob_" in log or "baseline logit_" in log or "baseline p_true" in log
 
 
 def test_auc_table_has_the_within_group_columns(workdir):
@@ -83,7 +87,7 @@ def test_detectors_and_generalisation(workdir):
     lines = (workdir / RESULTS / "detectors.tsv").read_text().splitlines()
     header = lines[0].split("\t")
     assert header == ["method", "auc", "ci_low", "ci_high", "p_vs_best_probe", "n", "n_wrong",
-                      "auc_within_group", "within_ci_low", "within_ci_high", "groups", "detail"]
+                      "auc_within_group", "within_ci_low", "within_ci_high", "groups", "train_auc", "detail"]
     rows = {line.split("\t")[0]: dict(zip(header, line.split("\t"))) for line in lines[1:]}
     assert {"probe_best_cell", "probe_best_exact_cell", "probe_last_token", "p_true",
             "logprob_mean_answer", "logit_min_exact", "group_prior"} <= set(rows)

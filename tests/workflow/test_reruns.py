@@ -18,9 +18,11 @@ import pytest
 from codeedits import reworded, with_statement_added
 from helpers import REPO, planned_jobs, snakemake
 
-PLOTS = {"plot_heatmap", "plot_detectors", "plot_dataset_generalisation", "plot_domain_generalisation"}
+PLOTS = {"plot_heatmap", "plot_difference", "plot_detectors", "plot_dataset_generalisation",
+         "plot_domain_generalisation"}
 BELOW_PROBES = {
-    "gather_auc", "select_cells", "plot_heatmap", "summarise_run", "compare_detectors", "plot_detectors",
+    "gather_auc", "select_cells", "plot_heatmap", "plot_difference", "summarise_run", "compare_detectors",
+    "plot_detectors",
     "generalise_datasets", "generalise_domains", "plot_dataset_generalisation", "plot_domain_generalisation",
 }
 
@@ -66,9 +68,9 @@ def test_rewording_every_docstring_and_comment_reruns_nothing(workdir, code):
         ("plotting", "plot_heatmap", {"plot_heatmap"}),
         ("probes", "evaluate_cell", {"train_probes"} | BELOW_PROBES),
         ("probes", "split_table", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),
-        ("settings", "PlotSettings", {"plot_heatmap"}),
+        ("settings", "PlotSettings", {"plot_heatmap", "plot_difference"}),
         ("settings", "SplitSettings", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),
-        ("stats", "paired_bootstrap_pvalue", {"compare_detectors", "plot_detectors"}),
+        ("stats", "paired_bootstrap_pvalue", {"compare_detectors", "plot_detectors", "plot_difference"}),
     ],
 )
 def test_a_changed_definition_reruns_the_rules_that_reach_it(workdir, code, module, definition, expected):

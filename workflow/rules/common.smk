@@ -166,7 +166,8 @@ def get_final_outputs():
             f"results/{{model}}/{{dataset}}/{name}"
             for name in (
                 "auc.tsv", "heatmap.png", "heatmap.pdf", "heatmap_within_groups.png",
-                "heatmap_within_groups.pdf", "summary.json", "detectors.tsv",
+                "heatmap_within_groups.pdf", "heatmap_vs_baseline.png", "heatmap_vs_baseline.pdf",
+                "summary.json", "detectors.tsv",
                 "detectors.png", "detectors.pdf", "generalisation_domains.tsv",
                 "generalisation_domains.png", "generalisation_domains.pdf",
             )

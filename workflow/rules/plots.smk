@@ -30,6 +30,29 @@ rule plot_heatmap:
         "../../scripts/plot_heatmap.py"
 
 
+rule plot_difference:
+    input:
+        auc="results/{model}/{dataset}/auc.tsv",
+        detectors="results/{model}/{dataset}/detectors.tsv",
+    output:
+        png=report(
+            "results/{model}/{dataset}/heatmap_vs_baseline.png",
+            caption="../report/heatmap_vs_baseline.rst",
+            category="1. Layer x Token heatmap",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "minus the best baseline"},
+        ),
+        pdf="results/{model}/{dataset}/heatmap_vs_baseline.pdf",
+    params:
+        code=library_code("plot_difference.py"),
+        plot=SETTINGS.plot.pick("annotate"),
+    log:
+        "logs/plot_difference/{model}/{dataset}.log",
+    conda:
+        "../../envs/truthmap.yaml"
+    script:
+        "../../scripts/plot_difference.py"
+
+
 rule summarise_run:
     input:
         auc="results/{model}/{dataset}/auc.tsv",
