@@ -13,7 +13,8 @@ log = logs.setup(snakemake.log[0], "extract_activations")
 torch.set_num_threads(snakemake.threads)
 cfg = ActivationSettings.given(snakemake.params.activations)
 info = ModelInfo.read(snakemake.input.model)
-tokens, layers = list(snakemake.params.tokens), resolve_layers(snakemake.params.layers, info.num_layers)
+tokens = list(snakemake.params.tokens)
+layers = resolve_layers(snakemake.params.layers, info.num_layers, cfg.embeddings)
 ids, seqs, positions, labels = shard_inputs(
     read_jsonl(snakemake.input.generations),
     read_jsonl(snakemake.input.labels),

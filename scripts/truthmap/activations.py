@@ -22,6 +22,7 @@ import torch
 from truthmap.generation import shared_prefix_len
 from truthmap.h5io import ActivationWriter
 from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, site_module, site_width
+from truthmap.settings import EMBEDDINGS_LAYER
 
 
 class _StopForward(Exception):
@@ -49,6 +50,9 @@ class PositionCapture:
 
     The site (:data:`truthmap.models.SITE_PARTS`) is the input or the output of a
     part of each decoder block; the hook on the deepest layer ends the forward pass.
+    Layer :data:`~truthmap.settings.EMBEDDINGS_LAYER` (-1) is the first block's
+    input, whatever the site: the token embeddings (plus position embeddings where
+    the model adds them, as GPT-2 does).
     """
 
     def __init__(self, model, layers: Sequence[int], site: str, model_name: str = "the model") -> None:
@@ -60,9 +64,15 @@ class PositionCapture:
         deepest = max(self.layers)
         self._handles = []
         _, side = SITE_PARTS[site]
-        modules = {layer: site_module(blocks[layer], site, model_name) for layer in self.layers}
         hidden = int(model.config.get_text_config().hidden_size)
-        self.width = site_width(modules[deepest], site, hidden)
+        block_layers = [layer for layer in self.layers if layer != EMBEDDINGS_LAYER]
+        modules = {layer: site_module(blocks[layer], site, model_name) for layer in block_layers}
+        self.width = site_width(modules[max(block_layers)], site, hidden) if block_layers else hidden
+        self.widths = {layer: self.width if layer in modules else hidden for layer in self.layers}
+        if EMBEDDINGS_LAYER in self.layers:
+            hook = blocks[0].register_forward_pre_hook(
+                self._input_hook(EMBEDDINGS_LAYER, deepest == EMBEDDINGS_LAYER), with_kwargs=True)
+            self._handles.append(hook)
         for layer, module in modules.items():
             stop = layer == deepest
             if side == "output":
@@ -87,7 +97,7 @@ class PositionCapture:
 
     def _input_hook(self, layer: int, stop: bool) -> Callable:
         def hook(module, args, kwargs):
-            self._keep(layer, args[0] if args else next(iter(kwargs.values())))
+            self._keep(layer, args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values()))))
             if stop:
                 raise _StopForward
 
@@ -108,7 +118,7 @@ def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]],
     requested position runs once; its key/value cache is repeated over the
     batch and only the rest of each sequence runs through the layers.
     """
-    shared = prefix_to_share(seqs, positions) if share_prefix else 0
+    shared = prefix_to_share(seqs, positions) if share_prefix and max(capture.layers) >= 0 else 0
     past = prefix_cache(body, capture, seqs[0][:shared], len(seqs), device) if shared else None
     rests = [s[shared:] for s in seqs]
     width = max(len(r) for r in rests)
@@ -227,7 +237,7 @@ def extract_to_h5(
     try:
         with ActivationWriter(
             out_path, ids=ids, labels=labels, positions=positions, tokens=tokens,
-            layers=layers, hidden_size=capture.width, site=site, model=model_name,
+            layers=layers, hidden_size=capture.width, site=site, model=model_name, widths=capture.widths,
         ) as writer:
             writes = BackgroundWrites(writer.write)
             try:

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from truthmap.settings import EXACT_TOKENS, TOKEN_NAMES, ProbeSettings
+from truthmap.settings import EMBEDDINGS_LAYER, EXACT_TOKENS, TOKEN_NAMES, ProbeSettings
 from truthmap.stats import (
     bootstrap_auc,
     bootstrap_within_group_auc,
@@ -90,7 +90,8 @@ def select_cells(cells: Sequence[Mapping]) -> dict[str, dict | None]:
     """Per probe family, the cell with the best cross-validated training AUC.
 
     Ties go to the earlier layer, then the earlier token in heatmap order.
-    A family with no fitted cell gets None.
+    A family with no fitted cell gets None. The embeddings row is a control,
+    never a candidate.
     """
     order = {name: i for i, name in enumerate(TOKEN_NAMES)}
     chosen: dict[str, dict | None] = {}
@@ -98,6 +99,7 @@ def select_cells(cells: Sequence[Mapping]) -> dict[str, dict | None]:
         candidates = [
             c for c in cells
             if allowed(str(c["token"])) and c["status"] == "ok" and _finite(c.get("cv_auc"))
+            and int(c["layer"]) != EMBEDDINGS_LAYER
         ]
         best = min(
             candidates,

@@ -9,8 +9,10 @@ One file per shard::
     /layers/<l> (N, P, H)   float16 hidden states of layer l at the P positions
 
 File attributes: ``tokens`` (the P names, in order), ``layers``, ``site``,
-``model``, ``hidden_size``, ``complete`` (set last, just before the file is
-renamed into place). Layer datasets are chunked ``(rows, 1, H)`` so that reading
+``model``, ``hidden_size`` (the site's width), ``layer_widths`` (each layer's H,
+aligned with ``layers``: the embeddings row, layer -1, is the model's hidden size
+whatever the site), ``complete`` (set last, just before the file is renamed
+into place). Layer datasets are chunked ``(rows, 1, H)`` so that reading
 one (layer, token) cell touches only that cell's chunks; ``rows`` (at most
 :data:`CHUNK_ROWS`) divides the shard evenly, so the last chunk is not mostly
 empty space.
@@ -63,9 +65,11 @@ class ActivationWriter:
         hidden_size: int,
         site: str,
         model: str,
+        widths: dict[int, int] | None = None,
     ) -> None:
         self.path = Path(path)
         self.layers = list(layers)
+        self.widths = [int((widths or {}).get(layer, hidden_size)) for layer in self.layers]
         n, p = positions.shape
         if len(ids) != n or len(labels) != n or p != len(tokens):
             raise ValueError("ids, labels, positions and tokens disagree in size")
@@ -88,12 +92,11 @@ class ActivationWriter:
         f.create_dataset("positions", data=positions.astype(np.int32))
         f.create_dataset("valid", data=positions >= 0)
         group = f.create_group("layers")
-        chunk = (chunk_rows(n), 1, hidden_size)
-        for layer in self.layers:
-            group.create_dataset(str(layer), shape=(n, p, hidden_size), dtype=np.float16, chunks=chunk)
+        for layer, width in zip(self.layers, self.widths):
+            group.create_dataset(str(layer), shape=(n, p, width), dtype=np.float16, chunks=(chunk_rows(n), 1, width))
         f.attrs.update(
             tokens=list(tokens), layers=self.layers, site=site, model=model,
-            hidden_size=hidden_size, complete=False,
+            hidden_size=hidden_size, layer_widths=self.widths, complete=False,
         )
 
     def write(self, rows: np.ndarray, blocks: dict[int, np.ndarray]) -> None:
@@ -183,7 +186,7 @@ def read_layer(path: str | os.PathLike, layer: int, token_index: int | None = No
         if key not in f:
             raise InputError(f"{path}: layer {layer} was not extracted (have {list(f['layers'])})")
         dset = f[key]
-        expected = (len(f["ids"]), len(f.attrs["tokens"]), int(f.attrs["hidden_size"]))
+        expected = (len(f["ids"]), len(f.attrs["tokens"]), _width(f, layer))
         if dset.shape != expected:
             raise InputError(f"{path}: layer {layer} has shape {dset.shape}, expected {expected} "
                              "(ids x tokens x hidden size)", hint=REMAKE)
@@ -193,6 +196,15 @@ def read_layer(path: str | os.PathLike, layer: int, token_index: int | None = No
         raise InputError(f"{path}: layer {layer} holds NaN or infinite values in rows {rows[:5].tolist()} "
                          "(a hidden state beyond the float16 range?)", hint=REMAKE)
     return block
+
+
+def _width(f: h5py.File, layer: int) -> int:
+    """A layer's H: its entry of ``layer_widths`` (files written before it existed: ``hidden_size``)."""
+    if "layer_widths" in f.attrs:
+        layers = [int(x) for x in f.attrs["layers"]]
+        if layer in layers:
+            return int(f.attrs["layer_widths"][layers.index(layer)])
+    return int(f.attrs["hidden_size"])
 
 
 def _open(path: Path) -> h5py.File:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from truthmap.settings import TOKEN_NAMES  # noqa: E402
+from truthmap.settings import EMBEDDINGS_LAYER, TOKEN_NAMES  # noqa: E402
 from truthmap.files import atomic_path  # noqa: E402
 
 
@@ -71,9 +71,10 @@ def _draw_grid(grid: np.ndarray, layers: Sequence[int], tokens: Sequence[str], t
     width = max(5.0, 0.62 * len(tokens) + 2.4)
     fig, ax = plt.subplots(figsize=(width, height))
     ax.set_facecolor("#e8e8e8")  # skipped cells (NaN) show as grey
+    labels = ["emb" if layer == EMBEDDINGS_LAYER else layer for layer in layers]
     sns.heatmap(
         grid, ax=ax, **scale,
-        xticklabels=tokens, yticklabels=layers,
+        xticklabels=tokens, yticklabels=labels,
         annot=annotate, fmt=".2f", annot_kws={"fontsize": 6},
         cbar_kws={"label": colour_label, "shrink": 0.9},
         linewidths=0.3, linecolor="white",
@@ -83,9 +84,10 @@ def _draw_grid(grid: np.ndarray, layers: Sequence[int], tokens: Sequence[str], t
     ax.set_title(title)
     ax.tick_params(axis="x", labelrotation=60, labelsize=8)
     ax.tick_params(axis="y", labelrotation=0, labelsize=7)
-    if len(layers) > 16:  # thin the layer ticks to every second layer, like the paper
-        ax.set_yticks(np.arange(0, len(layers), 2) + 0.5)
-        ax.set_yticklabels(layers[::2])
+    if len(layers) > 16:  # thin the layer ticks to the even layers, like the paper (and the embeddings row)
+        rows = [i for i, layer in enumerate(layers) if layer == EMBEDDINGS_LAYER or layer % 2 == 0]
+        ax.set_yticks(np.array(rows) + 0.5)
+        ax.set_yticklabels([labels[i] for i in rows])
     fig.tight_layout()
     _save(fig, out_paths)
 

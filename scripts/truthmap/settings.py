@@ -49,6 +49,9 @@ OPTIONAL_TOKENS: frozenset[str] = frozenset({"first_answer", "second_answer", "e
 #: The positions of the reference figure.
 DEFAULT_TOKENS: tuple[str, ...] = tuple(t for t in TOKEN_NAMES if t not in OPTIONAL_TOKENS)
 
+#: The layer index of the embeddings row: the first block's input (token embeddings).
+EMBEDDINGS_LAYER = -1
+
 #: Names of models and datasets: they become folder names.
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -213,6 +216,10 @@ class ActivationSettings(Section):
     batch_tokens: int = _positive_int(2048)
     """Most padded tokens per forward batch (memory bound of the extraction; 2048 was fastest on
     2 CPU cores, a GPU wants more)."""
+    embeddings: bool = True
+    """Also probe the first block's input at every token (the token embeddings, plus position
+    embeddings where the model adds them): a control row `emb` at the top of the heatmap showing
+    what token identity alone gives (layer -1 in `auc.tsv`). Never chosen as a best cell."""
     share_prefix: bool = True
     """Run a prefix that a whole batch shares (chat template, few-shot demonstrations) once and
     reuse its key/value cache; the hidden states agree with an unshared run to float rounding."""
@@ -399,8 +406,13 @@ def parse_tokens(tokens: Iterable[str | int]) -> list[str]:
     return [t for t in TOKEN_NAMES if t in set(names)]
 
 
-def resolve_layers(layers: str | Sequence[int], num_layers: int) -> list[int]:
-    """``"all"`` or a list of layer indices, checked against the model's layer count."""
+def resolve_layers(layers: str | Sequence[int], num_layers: int, embeddings: bool = False) -> list[int]:
+    """``"all"`` or a list of layer indices, checked against the model's layer count; with
+    ``embeddings``, the embeddings row (:data:`EMBEDDINGS_LAYER`) first."""
+    return ([EMBEDDINGS_LAYER] if embeddings else []) + _block_layers(layers, num_layers)
+
+
+def _block_layers(layers: str | Sequence[int], num_layers: int) -> list[int]:
     if layers == "all":
         return list(range(num_layers))
     if isinstance(layers, str):

@@ -252,3 +252,12 @@ def test_baselines_are_scored_on_training_questions_and_the_best_one_is_chosen_t
             {"method": "a", "auc": 0.6, "train_auc": 0.7}, {"method": "b", "auc": 0.8, "train_auc": 0.65}]
     assert best_baseline(rows)["method"] == "a"  # chosen on training questions, not the test AUC
     assert best_baseline(rows[:2]) is None
+
+
+def test_the_embeddings_row_is_never_a_chosen_cell():
+    cells = [{"layer": -1, "token": "-1", "status": "ok", "cv_auc": 0.99, "cv_folds": 5, "auc": 0.9,
+              "ci_low": 0.8, "ci_high": 0.95},
+             {"layer": 3, "token": "-1", "status": "ok", "cv_auc": 0.7, "cv_folds": 5, "auc": 0.7,
+              "ci_low": 0.6, "ci_high": 0.8}]
+    chosen = select_cells(cells)
+    assert chosen[BEST_PROBE]["layer"] == 3 and chosen["probe_last_token"]["layer"] == 3

@@ -654,3 +654,30 @@ def test_a_site_the_blocks_lack_names_the_model_and_the_site(layout):
     capture = PositionCapture(model, [0], "mlp_down_input")
     assert capture.width == 64
     capture.remove()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("site", ["residual", "mlp_down_input"])
+def test_the_embeddings_row_is_the_first_blocks_input(layout, stages, tmp_path, site):
+    """Layer -1 holds the first block's input (hidden_states[0] of a plain forward) at the model's
+    hidden size, whatever the site's width."""
+    name, _, model, tok, info, _ = layout
+    labels = [label.to_dict() for label in stages["labels"] if label.id != OTHER_ID]
+    rows = [r for r in stages["rows"] if r["id"] != OTHER_ID]
+    ids, seqs, positions, y = shard_inputs(stages["generations"], labels, rows, TOKENS)
+    out = tmp_path / "emb.h5"
+    extract_to_h5(model, str(out), ids=ids, seqs=seqs, positions=positions, labels=y, tokens=TOKENS,
+                  layers=[-1, 1], site=site, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
+    emb, deeper = read_layer(out, -1).astype(np.float32), read_layer(out, 1)
+    assert emb.shape[2] == 32 and deeper.shape[2] == (64 if site == "mlp_down_input" else 32)
+    for row, seq in enumerate(seqs):
+        first = model(torch.tensor([seq]), output_hidden_states=True).hidden_states[0][0].float().numpy()
+        for p, at in enumerate(positions[row]):
+            if at >= 0:
+                np.testing.assert_allclose(emb[row, p], first[at], rtol=1e-2, atol=1e-3)
+            else:
+                assert not emb[row, p].any()
+    only = tmp_path / "only.h5"  # the embeddings alone: the pass stops before the first block
+    extract_to_h5(model, str(only), ids=ids, seqs=seqs, positions=positions, labels=y, tokens=TOKENS,
+                  layers=[-1], site=site, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
+    np.testing.assert_array_equal(read_layer(only, -1), read_layer(out, -1))

@@ -179,3 +179,11 @@ def test_difference_map_draws_each_cell_minus_the_baseline(tmp_path, monkeypatch
     assert drawn["scale"]["center"] == 0.0 and drawn["scale"]["vmin"] == -drawn["scale"]["vmax"]
     assert drawn["label"] == "AUC minus logprob_min_exact (0.700)"
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "d.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_the_embeddings_row_is_labelled_and_kept_when_ticks_thin(tmp_path, captured_figures):
+    plot_heatmap(grid_rows(range(-1, 30), ["last_q", "-1"]), "t", [tmp_path / "h.png"])
+    (fig,) = captured_figures
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["emb", *(str(layer) for layer in range(0, 30, 2))]
+    np.testing.assert_allclose(ax.get_yticks(), np.array([0, *range(1, 31, 2)]) + 0.5)

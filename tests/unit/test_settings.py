@@ -321,3 +321,11 @@ def test_the_extractor_of_a_model():
     assert [run.extractor_of(m) for m in ("m", "big", "small")] == ["m", "big", "big"]
     assert run_with(exact_answer={"extractor": "m"}).extractor_of("m") == "m"
 
+
+
+def test_resolve_layers_puts_the_embeddings_row_first():
+    assert resolve_layers("all", 3, embeddings=True) == [-1, 0, 1, 2]
+    assert resolve_layers([2, 0], 3, embeddings=True) == [-1, 0, 2]
+    assert resolve_layers([2, 0], 3) == [0, 2]
+    with pytest.raises(InputError, match=r"layer\(s\) \[-1\] out of range"):
+        resolve_layers([-1, 0], 3, embeddings=True)  # -1 is not a layer a config may name

@@ -39,9 +39,10 @@ def test_profile_drops_the_script_timestamp_trigger():
 def test_auc_table_covers_the_grid(workdir):
     lines = (workdir / RESULTS / "auc.tsv").read_text().splitlines()
     header = lines[0].split("\t")
-    assert header[:7] == ["layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_test"]
+    assert header[:5] == ["layer", "token", "auc", "ci_low", "ci_high"] and "n_test" in header
     rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
-    assert [(int(r["layer"]), r["token"]) for r in rows] == [(layer, t) for layer in (0, 14, 29) for t in TOKENS]
+    # the embeddings row (-1) first, then the configured layers
+    assert [(int(r["layer"]), r["token"]) for r in rows] == [(layer, t) for layer in (-1, 0, 14, 29) for t in TOKENS]
     for r in rows:
         if r["status"] == "ok":
             assert 0.0 <= float(r["ci_low"]) <= float(r["auc"]) <= float(r["ci_high"]) <= 1.0

@@ -46,7 +46,7 @@ wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     dataset=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     shard=r"\d{3}",
-    layer=r"\d+",
+    layer=r"-1|\d+",
     token=r"[a-z_]+|-\d+",
 
 
@@ -116,7 +116,7 @@ def get_layers(wildcards):
     """The layers probed for a model; 'all' needs the prepared model's layer count."""
     model_dir = checkpoints.prepare_model.get(model=wildcards.model).output[0]
     try:
-        return resolve_layers(SETTINGS.layers, ModelInfo.read(model_dir).num_layers)
+        return resolve_layers(SETTINGS.layers, ModelInfo.read(model_dir).num_layers, SETTINGS.activations.embeddings)
     except InputError as err:
         sys.stderr.write(input_error_lines(err))
         sys.exit(1)
