@@ -8,12 +8,16 @@ from truthmap.settings import PlotSettings
 log = logs.setup(snakemake.log[0], "plot_heatmap")
 model, dataset = snakemake.wildcards.model, snakemake.wildcards.dataset
 rows = read_tsv(snakemake.input[0])
-annotate = PlotSettings.given(snakemake.params.plot).annotate
+cfg = PlotSettings.given(snakemake.params.plot)
+annotate = cfg.annotate
+mean = cfg.value == "auc_split_mean"
 plot_heatmap(
     rows,
-    title=f"Layer vs. Token\n{model} on {dataset}: error-detection AUC",
+    title=f"Layer vs. Token\n{model} on {dataset}: error-detection AUC" + (", mean over splits" if mean else ""),
     out_paths=[snakemake.output.png, snakemake.output.pdf],
     annotate=annotate,
+    column=cfg.value,
+    colour_label="ROC AUC, mean over seeded splits" if mean else "ROC AUC (positive class: wrong answer)",
 )
 grouped = any(int(r["groups"]) > 0 for r in rows)
 plot_heatmap(

@@ -305,14 +305,14 @@ def probe_job(split_path: str, shard_paths: Sequence[str], layer: int, out_dir: 
     from truthmap.files import read_tsv, write_json
     from truthmap.h5io import read_layer, read_meta
     from truthmap.probes import train_layer
-    from truthmap.settings import ProbeSettings
+    from truthmap.settings import ProbeSettings, SplitSettings
 
     after_import = time.time()
     tokens = read_meta(shard_paths[0]).tokens
     rows = read_tsv(split_path)
     read_before, before_layer = _bytes_read(), time.time()
     parts: dict[str, float] = {}
-    results = train_layer(rows, list(shard_paths), layer, tokens, ProbeSettings(), timings=parts)
+    results = train_layer(rows, list(shard_paths), layer, tokens, ProbeSettings(), timings=parts, split=SplitSettings())
     layer_read = _bytes_read() - read_before
     evaluate = parts["evaluate_s"]
     after_read = before_layer + parts["read_s"]

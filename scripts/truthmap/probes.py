@@ -7,6 +7,7 @@ probe ranks wrong answers above right ones, i.e. it detects errors.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -91,6 +92,12 @@ class CellResult:
     """The held-out questions, in the order of ``test_scores``."""
     test_scores: list[float] = field(default_factory=list)
     """The probe's decision function on them (higher = more likely wrong)."""
+    split_aucs: list[float] = field(default_factory=list)
+    """Test AUC on each seeded split, the primary first (``probe.split_seeds``); NaN where a
+    split leaves too few of a class."""
+    auc_split_mean: float = float("nan")
+    auc_split_std: float = float("nan")
+    """Sample standard deviation of ``split_aucs`` (NaN below two finite ones)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,11 +139,14 @@ def evaluate_cell(
     n_excluded: int,
     cfg: ProbeSettings,
     ids: list[str] | None = None,
+    other_splits: Sequence[np.ndarray] = (),
 ) -> CellResult:
     """Fit on the training rows, score the test rows; too few of a class gives NaN and a reason.
 
     The training rows alone also give a cross-validated AUC, which is what a
     cell is chosen by: the test rows never decide which cell is reported.
+    ``other_splits`` (test masks of further seeded splits) each get a fit,
+    started from the primary probe's weights, and a test AUC.
     """
     y = np.asarray(y).astype(int)
     ids = list(ids) if ids is not None else [str(i) for i in range(len(y))]
@@ -159,12 +169,33 @@ def evaluate_cell(
     scores = probe.decision_function(X_test)
     low, high = bootstrap_auc(y[test], scores, cfg.bootstrap, cfg.ci_level, cfg.seed)
     cv, folds = cross_validated_auc(X_train, y[train], cfg)
+    auc = roc_auc(y[test], scores)
+    spread = [auc, *(split_auc(X, y, other, probe, cfg) for other in other_splits)]
+    finite = [a for a in spread if np.isfinite(a)]
     return CellResult(
-        **base, auc=roc_auc(y[test], scores), ci_low=low, ci_high=high,
+        **base, auc=auc, ci_low=low, ci_high=high,
         train_auc=roc_auc(y[train], probe.decision_function(X_train)), status="ok", reason="",
         fit_seconds=fit_seconds, cv_auc=cv, cv_folds=folds,
         test_ids=[ids[i] for i in np.flatnonzero(test)], test_scores=[float(v) for v in scores],
+        split_aucs=spread, auc_split_mean=float(np.mean(finite)) if finite else float("nan"),
+        auc_split_std=float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
     )
+
+
+def split_auc(X: np.ndarray, y: np.ndarray, is_test: np.ndarray, start: Pipeline, cfg: ProbeSettings) -> float:
+    """The test AUC of a probe fitted on another split's training rows (NaN when a class is short).
+
+    The fit starts from ``start``'s weights (the primary split's probe): the
+    objective is strictly convex, so the optimum is the same, in fewer steps.
+    """
+    if class_shortfall({"train": y[~is_test], "test": y[is_test]}, cfg.min_per_class):
+        return float("nan")
+    probe = make_probe(cfg)
+    head = probe[-1]
+    head.set_params(warm_start=True)
+    head.coef_, head.intercept_ = start[-1].coef_.copy(), start[-1].intercept_.copy()
+    probe.fit(X[~is_test].astype(np.float32), y[~is_test])
+    return roc_auc(y[is_test], probe.decision_function(X[is_test].astype(np.float32)))
 
 
 def assign_splits(
@@ -193,17 +224,28 @@ def assign_splits(
     return is_test, stratified
 
 
-def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeSettings) -> list[CellResult]:
-    """Evaluate every token cell of one layer (``data.X`` is (N, P, H))."""
+def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeSettings,
+                other_splits: Sequence[np.ndarray] = ()) -> list[CellResult]:
+    """Evaluate every token cell of one layer (``data.X`` is (N, P, H)); ``other_splits`` are test
+    masks of further seeded splits, aligned with ``data``'s rows."""
     results = []
     for p, token in enumerate(tokens):
         use = cell_rows(data, p, cfg)
         ids = [data.ids[i] for i in np.flatnonzero(use)]
         results.append(
             evaluate_cell(layer, token, data.X[use, p], data.labels[use], data.is_test[use],
-                          int((~use).sum()), cfg, ids)
+                          int((~use).sum()), cfg, ids, [other[use] for other in other_splits])
         )
     return results
+
+
+def seeded_test_masks(data: SplitFeatures, split: SplitSettings, n_splits: int) -> list[np.ndarray]:
+    """Test masks of the seeded splits after the primary one (seeds ``split.seed + 1`` ...), drawn
+    as the primary split is (:func:`assign_splits`) from the same questions."""
+    return [
+        assign_splits(data.ids, data.labels, data.common, split.test_fraction, split.seed + k)[0]
+        for k in range(1, n_splits)
+    ]
 
 
 def cell_rows(data: SplitFeatures, p: int, cfg: ProbeSettings) -> np.ndarray:
@@ -320,13 +362,19 @@ def load_split_features(
 def train_layer(
     split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str], cfg: ProbeSettings,
     timings: dict[str, float] | None = None,
+    split: SplitSettings | None = None,
 ) -> list[CellResult]:
     """Probe every token cell of one layer; ``timings`` (when given) gets the seconds spent reading
-    and evaluating, and the bytes of the layer's features (what ``make bench`` reports)."""
+    and evaluating, and the bytes of the layer's features (what ``make bench`` reports).
+
+    With ``split`` (the primary split's settings), every cell is also trained and
+    tested on ``cfg.split_seeds - 1`` further seeded splits.
+    """
     start = time.perf_counter()
     data = load_split_features(split_rows, shard_paths, layer, tokens)
     read = time.perf_counter()
-    results = probe_layer(layer, list(tokens), data, cfg)
+    others = seeded_test_masks(data, split, cfg.split_seeds) if split is not None else []
+    results = probe_layer(layer, list(tokens), data, cfg, others)
     if timings is not None:
         timings.update(read_s=read - start, evaluate_s=time.perf_counter() - read, layer_bytes=float(data.X.nbytes))
     return results

@@ -15,7 +15,7 @@ from truthmap.stats import bootstrap_within_group_auc, within_group_auc
 
 #: What every cell's JSON holds (train_probes); auc.tsv adds the within-group columns.
 CELL_COLUMNS = (
-    "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_test",
+    "layer", "token", "auc", "ci_low", "ci_high", "auc_split_mean", "auc_split_std", "n_train", "n_test",
     "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "n_excluded", "status", "reason",
 )
 WITHIN_COLUMNS = ("auc_within_group", "within_ci_low", "within_ci_high", "groups")

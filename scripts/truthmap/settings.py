@@ -266,6 +266,12 @@ class ProbeSettings(Section):
     the reported best cells, so the test questions never choose what is reported."""
     seed: int = 0
     """Seed of the probe's fit, its cross-validation folds and the bootstrap."""
+    split_seeds: int = _positive_int(5)
+    """Splits every cell is trained and tested on: the primary one (`split.seed`) and the next
+    seeds (`split.seed + 1`, ...), each with a plain fit and test AUC. `auc.tsv` gives their mean
+    and standard deviation beside the primary split's bootstrap interval (the paper's mean +- std
+    over 5 seeds); 1 turns it off. The best cells stay chosen on the primary split's training
+    questions."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -292,6 +298,9 @@ class PlotSettings(Section):
 
     annotate: bool = True
     """Print each cell's AUC in the heatmap."""
+    value: Literal["auc", "auc_split_mean"] = "auc"
+    """What the heatmap's cells show: `auc`, the primary split's test AUC (its interval is in
+    `auc.tsv`), or `auc_split_mean`, the mean over the `probe.split_seeds` splits."""
 
 
 # --------------------------------------------------------------------------- the whole run

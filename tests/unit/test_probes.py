@@ -484,7 +484,7 @@ def shards(tmp_path, split_rows):
 def test_train_layer_aligns_shard_rows_with_the_split_by_id(monkeypatch, split_rows, shards):
     seen = {}
 
-    def capture(layer, tokens, data, cfg):
+    def capture(layer, tokens, data, cfg, other_splits=()):
         seen.update(layer=layer, tokens=tokens, X=data.X, valid=data.valid, labels=data.labels,
                     is_test=data.is_test, common=data.common, ids=data.ids)
         return []
@@ -585,3 +585,45 @@ def test_cross_validated_auc_and_test_scores():
     r = evaluate_cell(0, "-1", X, y, is_test, 0, config(), ids)
     assert r.test_ids == [ids[i] for i in np.flatnonzero(is_test)]
     assert roc_auc_score(y[is_test], r.test_scores) == pytest.approx(r.auc)
+
+
+# --------------------------------------------------------------------------- spread across seeded splits
+
+
+def test_every_cell_is_also_scored_on_further_seeded_splits(split_rows, shards):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from truthmap.probes import assign_splits, load_split_features
+
+    cfg = config(split_seeds=4)
+    split = SplitSettings()
+    results = train_layer(split_rows, shards, 3, LAYER_TOKENS, cfg, split=split)
+    single = train_layer(split_rows, shards, 3, LAYER_TOKENS, cfg)
+    data = load_split_features(split_rows, shards, 3, LAYER_TOKENS)
+    for p, (cell, alone) in enumerate(zip(results, single)):
+        assert len(cell.split_aucs) == 4 and cell.split_aucs[0] == cell.auc == alone.auc
+        assert alone.split_aucs == [alone.auc]  # without the split settings: the primary split only
+        use = data.common & data.valid[:, p]
+        for k, got in enumerate(cell.split_aucs[1:], start=1):
+            is_test = assign_splits(data.ids, data.labels, data.common, split.test_fraction, split.seed + k)[0][use]
+            assert not np.array_equal(is_test, data.is_test[use])  # really another split
+            X, y = data.X[use, p].astype(np.float32), data.labels[use]
+            ref = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, max_iter=cfg.max_iter))
+            ref.fit(X[~is_test], y[~is_test])  # a cold start reaches the same optimum
+            assert got == pytest.approx(roc_auc_score(y[is_test], ref.decision_function(X[is_test])), abs=1e-3)
+        assert cell.auc_split_mean == pytest.approx(np.mean(cell.split_aucs))
+        assert cell.auc_split_std == pytest.approx(np.std(cell.split_aucs, ddof=1))
+
+
+def test_a_split_with_too_few_of_a_class_counts_as_nan():
+    from truthmap.probes import split_auc
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), np.array([0] * 36 + [1] * 4)
+    primary = probes.make_probe(config()).fit(X, y)
+    is_test = np.zeros(40, dtype=bool)
+    is_test[-8:] = True  # every wrong answer in the test part: training has none
+    assert math.isnan(split_auc(X, y, is_test, primary, config(min_per_class=3)))

@@ -79,6 +79,7 @@ def changed_value(key: str, value):
         "layers": [0, 14],
         "tokens": ["last_q", "exact_answer_first", "-1"],
         "probe.ci_level": 0.9,
+        "plot.value": "auc_split_mean",
         "split.test_fraction": 0.25,
     }
     if key in special:

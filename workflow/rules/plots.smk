@@ -21,7 +21,7 @@ rule plot_heatmap:
         within_pdf="results/{model}/{dataset}/heatmap_within_groups.pdf",
     params:
         code=library_code("plot_heatmap.py"),
-        plot=SETTINGS.plot.pick("annotate"),
+        plot=SETTINGS.plot.pick("annotate", "value"),
     log:
         "logs/plot_heatmap/{model}/{dataset}.log",
     conda:

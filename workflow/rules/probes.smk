@@ -30,8 +30,10 @@ rule train_probes:
         code=library_code("train_probes.py"),
         tokens=TOKENS,
         probe=SETTINGS.probe.pick(
-            "C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "cv_folds", "seed"
+            "C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "cv_folds", "seed",
+            "split_seeds",
         ),
+        split=SETTINGS.split.pick("test_fraction", "seed"),
     log:
         "logs/train_probes/{model}/{dataset}/layer{layer}.log",
     benchmark:
