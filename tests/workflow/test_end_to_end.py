@@ -96,7 +96,7 @@ def test_detectors_and_generalisation(workdir):
     prior = rows["group_prior"]  # the built-in set's domains: every test question has one
     assert "training error rate of the question's meta.domain" in prior["detail"]
     assert float(prior["auc_within_group"]) == 0.5 and int(prior["groups"]) >= 1
-    assert 0 < float(rows["probe_best_cell"]["auc_within_group"]) <= 1
+    assert 0 <= float(rows["probe_best_cell"]["auc_within_group"]) <= 1  # 10 test questions: anything
     selection = json.loads((workdir / RESULTS / "probes" / "selection.json").read_text())
     best = selection["probe_best_cell"]
     domains = (workdir / RESULTS / "generalisation_domains.tsv").read_text().splitlines()[1:]
