@@ -142,7 +142,7 @@ def test_every_dataset_gets_its_heatmap(fixture_runs, dataset):
     out = fixture_runs / "results" / "Gemma-3-270M" / dataset
     assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (out / "auc.tsv").read_text().splitlines()[1:]
-    assert len(rows) == 2 * len(TOKENS)
+    assert len(rows) == (1 + 2) * len(TOKENS)  # the embeddings row and the fixture config's two layers
     summary = json.loads((out / "summary.json").read_text())
     questions = [json.loads(x) for x in (fixture_runs / "results/datasets" / dataset / "questions.jsonl").open()]
     assert summary["n_questions"] == len(questions) > 0
