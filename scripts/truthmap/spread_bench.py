@@ -5,7 +5,8 @@ trains the chosen layers the way the train_probes rule does, once with the
 primary split only (``probe.split_seeds: 1``) and once with the default
 ``split_seeds``, alternating the two so that both see the same machine load,
 and prints the median seconds per layer of each and their ratio. Import time
-is not included: it is the same for both.
+is not included: it is the same for both. Like the rule's jobs, it runs on one
+thread (numerical libraries included).
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, nargs="+", default=[0, 15, 29])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
     from truthmap.h5io import read_meta
 
+    threadpool_limits(1)  # train_probes jobs get one thread each
     tokens = read_meta(next((args.run / "activations").glob("*.h5"))).tokens
     default = ProbeSettings()
     configs = {"primary split only": dataclasses.replace(default, split_seeds=1),
