@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def copy_code(to: Path) -> Path:
+    """A copy of the workflow's code (Snakefile, workflow/, scripts/) under ``to``, file times kept."""
+    for part in ("workflow", "scripts"):
+        shutil.copytree(REPO / part, to / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "Snakefile", to / "Snakefile")
+    return to
 
 
 def snakemake_command(workdir: Path, configfile: Path | None, *args: str, profile: str | None = "default",

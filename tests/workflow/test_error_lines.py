@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import REPO, assert_error_line, snakemake
+from helpers import assert_error_line, copy_code, snakemake
 
 PREFIX = Path("results/SmolLM2-135M-Instruct/builtin")
 
@@ -104,10 +104,7 @@ def test_a_generation_length_that_fills_the_context(workdir, tmp_path):
 @pytest.fixture
 def code_without_the_split_seed(tmp_path) -> Path:
     """A copy of the workflow whose split rule forgets to pass ``split.seed``."""
-    code = tmp_path / "code"
-    for part in ("workflow", "scripts"):
-        shutil.copytree(REPO / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO / "Snakefile", code / "Snakefile")
+    code = copy_code(tmp_path / "code")
     rules = code / "workflow/rules/probes.smk"
     text = rules.read_text()
     assert 'split=SETTINGS.split.pick("test_fraction", "seed")' in text

@@ -10,13 +10,12 @@ it, with everything below them, and nothing above.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from codeedits import reworded, with_statement_added
-from helpers import REPO, planned_jobs, snakemake
+from helpers import copy_code, planned_jobs, snakemake
 
 PLOTS = {"plot_heatmap", "plot_difference", "plot_detectors", "plot_dataset_generalisation",
          "plot_domain_generalisation"}
@@ -30,11 +29,7 @@ BELOW_PROBES = {
 @pytest.fixture
 def code(tmp_path) -> Path:
     """A copy of the workflow's code, file times kept."""
-    out = tmp_path / "code"
-    for part in ("workflow", "scripts"):
-        shutil.copytree(REPO / part, out / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO / "Snakefile", out / "Snakefile")
-    return out
+    return copy_code(tmp_path / "code")
 
 
 def planned(workdir: Path, code: Path) -> set[str]:
