@@ -1,7 +1,10 @@
 """Prompts that fit the model's context: cut what matters least, say what was cut.
 
-Every stage that feeds the model a prompt builds it through here. A prompt
-that fits is left exactly as it is. One that does not loses, in this order,
+Every stage that feeds the model a prompt builds it through here. An answer
+prompt (:func:`fit_context`) keeps its end, leaving room for the answer
+(:func:`prompt_room`). Other prompts are rebuilt from their text fields
+(:func:`fit_fields`): one that fits is left exactly as it is; one that does
+not loses, in this order,
 what the stage declares expendable: few-shot demonstrations first (see
 :func:`truthmap.prompts.extraction_prompt_ids`), then the start of a text
 field (the question), then the start of another (the answer being judged).
@@ -14,6 +17,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from truthmap.files import InputError
 
 #: Renders a prompt's token ids from the current values of its cuttable fields.
 Render = Callable[..., list[int]]
@@ -40,6 +45,30 @@ class Fit:
         parts = [f"{self.dropped_demonstrations} demonstrations dropped"] if self.dropped_demonstrations else []
         parts += [f"{n} {name} tokens cut from the start" for name, n in self.cut.items() if n]
         return "; ".join(parts)
+
+
+def prompt_room(max_positions: int | None, max_new_tokens: int, key: str) -> int | None:
+    """Tokens a prompt may have so that ``max_new_tokens`` more fit the context; None: no limit."""
+    if max_positions is None:
+        return None
+    room = max_positions - max_new_tokens
+    if room < 1:
+        raise InputError(
+            f"config key {key!r}: {max_new_tokens} leaves no room for a prompt in the model's context of "
+            f"{max_positions} tokens", hint=f"lower {key} below {max_positions}",
+        )
+    return room
+
+
+def fit_context(prompt_ids: Sequence[int], max_positions: int | None, max_new_tokens: int) -> tuple[list[int], int]:
+    """(ids, tokens cut): a prompt that leaves no room for ``max_new_tokens`` in the
+    model's context keeps its end (the question and the turn to answer)."""
+    ids = list(prompt_ids)
+    room = prompt_room(max_positions, max_new_tokens, "generation.max_new_tokens")
+    if room is None:
+        return ids, 0
+    cut = max(0, len(ids) - room)
+    return ids[cut:], cut
 
 
 def fit_fields(render: Render, fields: dict[str, str], order: Sequence[str], tokenizer, room: int | None) -> Fit:

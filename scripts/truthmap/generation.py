@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from truthmap.files import InputError
+from truthmap.context import fit_context, prompt_room
 from truthmap.settings import GenerationSettings
 
 FinishReason = Literal["eos", "stop", "length"]
@@ -168,30 +168,6 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> li
         )
         for row in range(n)
     ]
-
-
-def prompt_room(max_positions: int | None, max_new_tokens: int, key: str) -> int | None:
-    """Tokens a prompt may have so that ``max_new_tokens`` more fit the context; None: no limit."""
-    if max_positions is None:
-        return None
-    room = max_positions - max_new_tokens
-    if room < 1:
-        raise InputError(
-            f"config key {key!r}: {max_new_tokens} leaves no room for a prompt in the model's context of "
-            f"{max_positions} tokens", hint=f"lower {key} below {max_positions}",
-        )
-    return room
-
-
-def fit_context(prompt_ids: Sequence[int], max_positions: int | None, max_new_tokens: int) -> tuple[list[int], int]:
-    """(ids, tokens cut): a prompt that leaves no room for ``max_new_tokens`` in the
-    model's context keeps its end (the question and the turn to answer)."""
-    ids = list(prompt_ids)
-    room = prompt_room(max_positions, max_new_tokens, "generation.max_new_tokens")
-    if room is None:
-        return ids, 0
-    cut = max(0, len(ids) - room)
-    return ids[cut:], cut
 
 
 @dataclass(frozen=True)
