@@ -35,13 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from truthmap.settings import EMBEDDINGS_LAYER, EXACT_TOKENS, TOKEN_NAMES, ProbeSettings
-from truthmap.stats import (
-    bootstrap_auc,
-    bootstrap_within_group_auc,
-    paired_bootstrap_pvalue,
-    roc_auc,
-    within_group_auc,
-)
+from truthmap.stats import bootstrap_auc, paired_bootstrap_pvalue, roc_auc, within_group_summary
 
 AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {
     "mean": lambda v: float(np.mean(v)),
@@ -173,6 +167,7 @@ def compare_detectors(
     best = None if best is None else np.array([best.get(q, np.nan) for q in test_ids], dtype=float)
     rows = []
     nan = float("nan")
+    g = None if groups is None else np.asarray(groups, dtype=object)
     for method, by_id in scores.items():
         values = np.array([by_id.get(q, np.nan) for q in test_ids], dtype=float)
         missing = int(np.isnan(values).sum())
@@ -186,13 +181,10 @@ def compare_detectors(
         p = nan
         if best is not None and method != BEST_PROBE and not np.isnan(best).any():
             p = paired_bootstrap_pvalue(y, values, best, cfg.bootstrap, cfg.seed)
-        within, w_low, w_high, used = nan, nan, nan, 0
-        if groups is not None:
-            g = np.asarray(groups, dtype=object)
-            within, used = within_group_auc(y, values, g)
-            w_low, w_high = bootstrap_within_group_auc(y, values, g, cfg.bootstrap, cfg.ci_level, cfg.seed)
+        within = (nan, nan, nan, 0) if g is None else within_group_summary(
+            y, values, g, cfg.bootstrap, cfg.ci_level, cfg.seed)
         rows.append(DetectorRow(method, roc_auc(y, values), low, high, p, len(values), int(y.sum()), detail,
-                                within, w_low, w_high, used, (train_aucs or {}).get(method, nan)))
+                                *within, (train_aucs or {}).get(method, nan)))
     return sorted(rows, key=lambda r: (np.isnan(r.auc), -np.nan_to_num(r.auc)))
 
 
@@ -321,13 +313,13 @@ def detector_scores(
             continue
         scores[family] = dict(zip(cell["test_ids"], map(float, cell["test_scores"])))
         details[family] = f"layer {cell['layer']}, token {cell['token']} (cv AUC {float(cell['cv_auc']):.3f})"
-    for qid in test_ids:
-        for method, value in baseline_scores(gen_of[qid], pos_of[qid]).items():
-            scores.setdefault(method, {})[qid] = value
     train_scores: dict[str, list[float]] = {}
-    for r in train:
+    for r in common:
         for method, value in baseline_scores(gen_of[r["id"]], pos_of[r["id"]]).items():
-            train_scores.setdefault(method, []).append(value)
+            if r["split"] == "test":
+                scores.setdefault(method, {})[r["id"]] = value
+            else:
+                train_scores.setdefault(method, []).append(value)
     y_train = np.array([int(r["label"]) for r in train])
     train_aucs = {m: _auc_or_nan(y_train, np.array(v)) for m, v in train_scores.items()}
     if p_true_rows is not None:

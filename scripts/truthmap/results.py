@@ -11,7 +11,7 @@ import numpy as np
 
 from truthmap.files import InputError, read_json
 from truthmap.settings import TOKEN_NAMES
-from truthmap.stats import bootstrap_within_group_auc, within_group_auc
+from truthmap.stats import within_group_summary
 
 #: What every cell's JSON holds (train_probes); auc.tsv adds the within-group columns.
 CELL_COLUMNS = (
@@ -48,16 +48,12 @@ def within_group_cells(rows: Sequence[dict], split_rows: Sequence[dict], groups:
     label = {r["id"]: int(r["label"]) for r in split_rows}
     out = []
     for row in rows:
-        within = {"auc_within_group": math.nan, "within_ci_low": math.nan, "within_ci_high": math.nan,
-                  "groups": 0}
+        within = (math.nan, math.nan, math.nan, 0)
         ids = row.get("test_ids") or []
         if groups is not None and row.get("status") == "ok" and ids and all(q in groups for q in ids):
-            y = np.array([label[q] for q in ids])
-            scores, g = np.asarray(row["test_scores"], dtype=float), np.array([groups[q] for q in ids], dtype=object)
-            auc, used = within_group_auc(y, scores, g)
-            low, high = bootstrap_within_group_auc(y, scores, g, n_boot, level, seed)
-            within = {"auc_within_group": auc, "within_ci_low": low, "within_ci_high": high, "groups": used}
-        out.append({**row, **within})
+            within = within_group_summary(np.array([label[q] for q in ids]), np.asarray(row["test_scores"], dtype=float),
+                                          np.array([groups[q] for q in ids], dtype=object), n_boot, level, seed)
+        out.append({**row, **dict(zip(WITHIN_COLUMNS, within))})
     return out
 
 

@@ -140,6 +140,15 @@ def bootstrap_within_group_auc(
     return float(low), float(high)
 
 
+def within_group_summary(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, n_boot: int, level: float,
+                         seed: int) -> tuple[float, float, float, int]:
+    """(AUC within groups, interval low, high, groups counted): :func:`within_group_auc` with the
+    interval of :func:`bootstrap_within_group_auc`."""
+    auc, used = within_group_auc(y, scores, groups)
+    low, high = bootstrap_within_group_auc(y, scores, groups, n_boot, level, seed)
+    return auc, low, high, used
+
+
 def _mixed_groups(y: np.ndarray, groups: np.ndarray) -> list:
     """The groups, in sorted order, that hold both classes."""
     return [g for g in sorted(set(groups.tolist())) if 0 < y[groups == g].sum() < (groups == g).sum()]
