@@ -170,24 +170,20 @@ def check_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
     if error is not None:
         where = ".".join(str(part) for part in error.absolute_path)
         raise InputError(f"config key {where!r}: {error.message}" if where else f"config: {error.message}",
-                         hint=_unknown_key_hint(error, where, config))
+                         hint=_unknown_key_hint(error, where))
 
 
 #: Keys of an earlier layout and where they live now.
 MOVED = {"probe.test_fraction": "split.test_fraction"}
 
 
-def _unknown_key_hint(error, where: str, config: dict) -> str | None:
+def _unknown_key_hint(error, where: str) -> str | None:
     """For an unknown key: where it moved, or the keys its section takes."""
-    if error.validator != "additionalProperties":
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
         return None
-    node = config
-    for part in error.absolute_path:
-        node = node[part]
     known = set(error.schema.get("properties", {}))
-    unknown = sorted(set(node) - known) if isinstance(node, dict) else []
-    moved = [f"{where}.{key}" if where else key for key in unknown]
-    moves = [f"{key} is now {MOVED[key]}" for key in moved if key in MOVED]
+    unknown = [f"{where}.{key}" if where else key for key in sorted(set(error.instance) - known)]
+    moves = [f"{key} is now {MOVED[key]}" for key in unknown if key in MOVED]
     return "; ".join(moves) if moves else f"the keys {where or 'the config'} takes: {', '.join(sorted(known))}"
 
 
