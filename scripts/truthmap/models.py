@@ -24,6 +24,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -340,15 +341,23 @@ def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = 
 
 def decoder_layers(model) -> list:
     """The model's decoder blocks, in order, found by common attribute paths."""
-    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers"):
-        obj = model
+    blocks = first_attribute(model, ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers"))
+    if blocks is None:
+        raise InputError(f"cannot find the decoder layers of a {type(model).__name__} model")
+    return list(blocks)
+
+
+def first_attribute(obj, paths: Sequence[str]):
+    """The object at the first dotted attribute path of ``obj`` that exists ("" is ``obj``); None if none."""
+    for path in paths:
+        found = obj
         try:
-            for attr in path.split("."):
-                obj = getattr(obj, attr)
+            for attr in filter(None, path.split(".")):
+                found = getattr(found, attr)
         except AttributeError:
             continue
-        return list(obj)
-    raise InputError(f"cannot find the decoder layers of a {type(model).__name__} model")
+        return found
+    return None
 
 
 def decoder_body(model):
@@ -381,13 +390,8 @@ _PART_PATHS: dict[str, tuple[str, ...]] = {
 def site_module(block, site: str, model_name: str = "the model"):
     """The module of ``block`` whose input or output (see :data:`SITE_PARTS`) is ``site``."""
     part, _ = SITE_PARTS[site]
-    for path in _PART_PATHS[part]:
-        module = block
-        try:
-            for attr in filter(None, path.split(".")):
-                module = getattr(module, attr)
-        except AttributeError:
-            continue
+    module = first_attribute(block, _PART_PATHS[part])
+    if module is not None:
         return module
     raise InputError(
         f"model {model_name}: its decoder blocks ({type(block).__name__}) have no {part} "
