@@ -4,10 +4,10 @@ Every stage that feeds the model a prompt builds it through here. An answer
 prompt (:func:`fit_context`) keeps its end, leaving room for the answer
 (:func:`prompt_room`). Other prompts are rebuilt from their text fields
 (:func:`fit_fields`): one that fits is left exactly as it is; one that does
-not loses, in this order,
-what the stage declares expendable: few-shot demonstrations first (see
-:func:`truthmap.prompts.extraction_prompt_ids`), then the start of a text
-field (the question), then the start of another (the answer being judged).
+not loses, in this order, what the stage declares expendable: few-shot
+demonstrations first (see :func:`truthmap.prompts.extraction_prompt_ids`),
+then the start of a text field (the question), then the start of another
+(the answer being judged).
 When even an empty field leaves the prompt too long the caller skips the
 item and records why; nothing here raises for a long prompt.
 """
