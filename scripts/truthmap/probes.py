@@ -162,7 +162,8 @@ def evaluate_cell(
             **base, auc=nan, ci_low=nan, ci_high=nan, train_auc=nan, status="skipped", reason=short,
             fit_seconds=0.0,
         )
-    X_train, X_test = X[train].astype(np.float32), X[test].astype(np.float32)
+    X = X.astype(np.float32)  # once, for the primary fit and every further split
+    X_train, X_test = X[train], X[test]
     start = time.perf_counter()
     probe = make_probe(cfg).fit(X_train, y[train])
     fit_seconds = time.perf_counter() - start
@@ -194,8 +195,8 @@ def split_auc(X: np.ndarray, y: np.ndarray, is_test: np.ndarray, start: Pipeline
     head = probe[-1]
     head.set_params(warm_start=True)
     head.coef_, head.intercept_ = start[-1].coef_.copy(), start[-1].intercept_.copy()
-    probe.fit(X[~is_test].astype(np.float32), y[~is_test])
-    return roc_auc(y[is_test], probe.decision_function(X[is_test].astype(np.float32)))
+    probe.fit(X[~is_test], y[~is_test])
+    return roc_auc(y[is_test], probe.decision_function(X[is_test]))
 
 
 def assign_splits(
