@@ -8,9 +8,9 @@ from truthmap.settings import ProbeSettings
 
 log = logs.setup(snakemake.log[0], "compare_detectors")
 cfg = ProbeSettings.given(snakemake.params.probe)
-cells = {(int(c["layer"]), str(c["token"])): c for c in map(read_json, snakemake.input.cells)}
+cells = {(str(c["site"]), int(c["layer"]), str(c["token"])): c for c in map(read_json, snakemake.input.cells)}
 chosen = {
-    family: cell and cells[(int(cell["layer"]), str(cell["token"]))]
+    family: cell and cells[(str(cell["site"]), int(cell["layer"]), str(cell["token"]))]
     for family, cell in read_json(snakemake.input.selection).items()
 }
 group_field = snakemake.params.group

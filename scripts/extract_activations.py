@@ -25,10 +25,10 @@ context = context_length(info.max_positions, info.name, log)
 seqs, positions, cuts = fit_sequences(seqs, positions, context)
 log_cuts(log, "prompt + answer", {q: f"{n} tokens cut from the start" for q, n in zip(ids, cuts) if n}, context)
 model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
-log.info("%d examples, %d tokens, layers %s, site %s", len(ids), sum(map(len, seqs)), layers, cfg.site)
+log.info("%d examples, %d tokens, layers %s, sites %s", len(ids), sum(map(len, seqs)), layers, cfg.sites)
 extract_to_h5(
     model, snakemake.output[0], ids=ids, seqs=seqs, positions=positions, labels=labels,
-    tokens=tokens, layers=layers, site=cfg.site, model_name=info.name,
+    tokens=tokens, layers=layers, sites=cfg.sites, model_name=info.name,
     pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
     batch_tokens=cfg.batch_tokens, share_prefix=cfg.share_prefix, progress=logs.progress_logger(log, "extracted"),
 )

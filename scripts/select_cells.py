@@ -8,4 +8,4 @@ log = logs.setup(snakemake.log[0], "select_cells")
 selection = select_cells([read_json(path) for path in snakemake.input])
 write_json(snakemake.output[0], selection)
 for family, cell in selection.items():
-    log.info("%s: %s", family, cell and f"layer {cell['layer']} {cell['token']} (cv AUC {cell['cv_auc']:.3f})")
+    log.info("%s: %s", family, cell and f"{cell['site']} layer {cell['layer']} {cell['token']} (cv AUC {cell['cv_auc']:.3f})")

@@ -1,9 +1,9 @@
 """Hidden states at chosen positions of chosen layers, batch by batch, into HDF5.
 
 Each batch of (prompt + generation) sequences is right-padded and run through
-the transformer body only (no LM head). Forward hooks on the requested layers
-copy out just the requested positions; a hook on the deepest requested layer
-stops the forward pass there. A prefix that a whole batch shares (a chat
+the transformer body only (no LM head). Forward hooks on the requested sites of
+the requested layers copy out just the requested positions; once the deepest
+layer's sites are seen, the forward pass stops there. A prefix that a whole batch shares (a chat
 template's system prompt) runs once and its key/value cache is reused. Batches
 hold sequences of similar length and at most ``batch_tokens`` padded tokens, so
 memory does not grow with the dataset, and a background thread writes each
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from truthmap.generation import shared_prefix_len
-from truthmap.h5io import ActivationWriter
+from truthmap.h5io import ActivationWriter, dataset_name
 from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, site_module, site_width
 from truthmap.settings import EMBEDDINGS_LAYER
 
@@ -46,62 +46,72 @@ def token_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
 
 
 class PositionCapture:
-    """Forward hooks that keep ``hidden[b, positions[b, p]]`` of chosen layers at one site.
+    """Forward hooks that keep ``value[b, positions[b, p]]`` of chosen layers at chosen sites.
 
-    The site (:data:`truthmap.models.SITE_PARTS`) is the input or the output of a
-    part of each decoder block; the hook on the deepest layer ends the forward pass.
-    Layer :data:`~truthmap.settings.EMBEDDINGS_LAYER` (-1) is the first block's
-    input, whatever the site: the token embeddings (plus position embeddings where
-    the model adds them, as GPT-2 does).
+    A site (:data:`truthmap.models.SITE_PARTS`) is the input or the output of a
+    part of each decoder block; every site is captured in the same forward pass,
+    which ends once the deepest layer's last site has been seen. Layer
+    :data:`~truthmap.settings.EMBEDDINGS_LAYER` (-1) is the first block's input,
+    whatever the sites: the token embeddings (plus position embeddings where the
+    model adds them, as GPT-2 does). Captures are keyed by
+    :func:`truthmap.h5io.dataset_name`.
     """
 
-    def __init__(self, model, layers: Sequence[int], site: str, model_name: str = "the model") -> None:
+    def __init__(self, model, layers: Sequence[int], sites: Sequence[str], model_name: str = "the model") -> None:
         self.layers = list(layers)
-        self.site = site
+        self.sites = list(sites)
         self.index: torch.Tensor | None = None
-        self.captured: dict[int, torch.Tensor] = {}
+        self.captured: dict[str, torch.Tensor] = {}
         blocks = decoder_layers(model)
-        deepest = max(self.layers)
-        self._handles = []
-        _, side = SITE_PARTS[site]
-        hidden = int(model.config.get_text_config().hidden_size)
+        self.hidden_size = int(model.config.get_text_config().hidden_size)
         block_layers = [layer for layer in self.layers if layer != EMBEDDINGS_LAYER]
-        modules = {layer: site_module(blocks[layer], site, model_name) for layer in block_layers}
-        self.width = site_width(modules[max(block_layers)], site, hidden) if block_layers else hidden
-        self.widths = {layer: self.width if layer in modules else hidden for layer in self.layers}
+        deepest = max(self.layers)
+        self._last = {dataset_name(site, deepest) for site in self.sites} if block_layers else {"embeddings"}
+        self._seen: set[str] = set()
+        self._handles = []
+        self.widths: dict[str, int] = {}
         if EMBEDDINGS_LAYER in self.layers:
-            hook = blocks[0].register_forward_pre_hook(
-                self._input_hook(EMBEDDINGS_LAYER, deepest == EMBEDDINGS_LAYER), with_kwargs=True)
-            self._handles.append(hook)
-        for layer, module in modules.items():
-            stop = layer == deepest
-            if side == "output":
-                hook = module.register_forward_hook(self._output_hook(layer, stop))
-            else:
-                hook = module.register_forward_pre_hook(self._input_hook(layer, stop), with_kwargs=True)
-            self._handles.append(hook)
+            self._handles.append(blocks[0].register_forward_pre_hook(self._input_hook("embeddings"),
+                                                                     with_kwargs=True))
+        for site in self.sites:
+            modules = {layer: site_module(blocks[layer], site, model_name) for layer in block_layers}
+            self.widths[site] = (site_width(modules[deepest], site, self.hidden_size) if block_layers
+                                 else self.hidden_size)
+            for layer, module in modules.items():
+                name = dataset_name(site, layer)
+                if SITE_PARTS[site][1] == "output":
+                    self._handles.append(module.register_forward_hook(self._output_hook(name)))
+                else:
+                    self._handles.append(module.register_forward_pre_hook(self._input_hook(name), with_kwargs=True))
 
-    def _keep(self, layer: int, hidden: torch.Tensor) -> None:
-        if self.index is None:
-            return
-        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
-        self.captured[layer] = hidden[rows, self.index].to("cpu", torch.float16)
+    def start(self, index: torch.Tensor | None) -> None:
+        """Before a forward pass: the positions to keep (None keeps nothing, e.g. for a shared prefix)."""
+        self.index, self.captured, self._seen = index, {}, set()
 
-    def _output_hook(self, layer: int, stop: bool) -> Callable:
+    def _keep(self, name: str, hidden: torch.Tensor) -> None:
+        if self.index is not None:
+            rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
+            self.captured[name] = hidden[rows, self.index].to("cpu", torch.float16)
+        self._seen.add(name)
+        if self._last <= self._seen:
+            raise _StopForward
+
+    def _output_hook(self, name: str) -> Callable:
         def hook(module, args, output):
-            self._keep(layer, output[0] if isinstance(output, tuple) else output)
-            if stop:
-                raise _StopForward
+            self._keep(name, output[0] if isinstance(output, tuple) else output)
 
         return hook
 
-    def _input_hook(self, layer: int, stop: bool) -> Callable:
+    def _input_hook(self, name: str) -> Callable:
         def hook(module, args, kwargs):
-            self._keep(layer, args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values()))))
-            if stop:
-                raise _StopForward
+            self._keep(name, args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values()))))
 
         return hook
+
+    def names(self) -> list[str]:
+        """Every dataset this capture fills."""
+        return [dataset_name(site, layer) for layer in self.layers
+                for site in (self.sites if layer != EMBEDDINGS_LAYER else [""])]
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -110,8 +120,9 @@ class PositionCapture:
 
 @torch.inference_mode()
 def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]], positions: np.ndarray,
-                  pad_id: int, device: torch.device, share_prefix: bool = True) -> dict[int, np.ndarray]:
-    """Hidden states (B, P, H) per layer for right-padded ``seqs`` at ``positions`` (B, P).
+                  pad_id: int, device: torch.device, share_prefix: bool = True) -> dict[str, np.ndarray]:
+    """Values (B, P, H) per captured (site, layer) for right-padded ``seqs`` at ``positions`` (B, P),
+    keyed by :func:`truthmap.h5io.dataset_name`.
 
     With ``share_prefix``, a prefix that every sequence of the batch shares (a
     chat template's system prompt, few-shot demonstrations) and that holds no
@@ -128,18 +139,17 @@ def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]],
         ids[row, : len(rest)] = torch.tensor(rest, dtype=torch.long)
         mask[row, : shared + len(rest)] = 1
     position_ids = (shared + torch.arange(width)).expand(len(rests), width)
-    capture.index = torch.as_tensor(np.clip(positions - shared, 0, None), dtype=torch.long, device=device)
-    capture.captured = {}
+    capture.start(torch.as_tensor(np.clip(positions - shared, 0, None), dtype=torch.long, device=device))
     try:
         body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
              past_key_values=past, use_cache=past is not None)
     except _StopForward:
         pass
-    missing = set(capture.layers) - set(capture.captured)
+    missing = set(capture.names()) - set(capture.captured)
     if missing:
-        raise RuntimeError(f"layers {sorted(missing)} were not reached in the forward pass")
+        raise RuntimeError(f"{sorted(missing)} were not reached in the forward pass")
     masked = torch.as_tensor(positions < 0)
-    return {layer: _zero_masked(t, masked).numpy() for layer, t in capture.captured.items()}
+    return {name: _zero_masked(t, masked).numpy() for name, t in capture.captured.items()}
 
 
 def prefix_to_share(seqs: Sequence[Sequence[int]], positions: np.ndarray, minimum: int = 8) -> int:
@@ -157,7 +167,7 @@ def prefix_cache(body, capture: PositionCapture, prefix: Sequence[int], copies: 
     from transformers import DynamicCache
 
     cache = DynamicCache(config=body.config)
-    capture.index = None  # the hooks keep nothing, the deepest one still stops the pass
+    capture.start(None)  # the hooks keep nothing, the deepest one still stops the pass
     try:
         body(input_ids=torch.tensor([list(prefix)], device=device), past_key_values=cache, use_cache=True)
     except _StopForward:
@@ -219,7 +229,7 @@ def extract_to_h5(
     labels: np.ndarray,
     tokens: Sequence[str],
     layers: Sequence[int],
-    site: str,
+    sites: Sequence[str],
     model_name: str,
     pad_id: int,
     batch_tokens: int,
@@ -233,11 +243,11 @@ def extract_to_h5(
     """
     device = next(model.parameters()).device
     body = decoder_body(model)
-    capture = PositionCapture(model, layers, site, model_name)
+    capture = PositionCapture(model, layers, sites, model_name)
     try:
         with ActivationWriter(
             out_path, ids=ids, labels=labels, positions=positions, tokens=tokens,
-            layers=layers, hidden_size=capture.width, site=site, model=model_name, widths=capture.widths,
+            layers=layers, hidden_size=capture.hidden_size, widths=capture.widths, model=model_name,
         ) as writer:
             writes = BackgroundWrites(writer.write)
             try:

@@ -209,7 +209,7 @@ def extract_job(model_dir: str, n: int, out_path: str, batch_tokens: int, device
     extract_to_h5(
         model, out_path, ids=work.ids, seqs=work.seqs, positions=work.positions, labels=work.labels,
         tokens=list(DEFAULT_TOKENS[: work.positions.shape[1]]), layers=list(range(info.num_layers)),
-        site="residual", model_name=info.name, pad_id=tokenizer.pad_token_id or 0, batch_tokens=batch_tokens,
+        sites=["residual"], model_name=info.name, pad_id=tokenizer.pad_token_id or 0, batch_tokens=batch_tokens,
     )
     _sync(dev)
     seconds = time.perf_counter() - start
@@ -267,7 +267,7 @@ def write_synthetic_shards(folder: Path, n: int, layers: int, tokens: Sequence[s
     separable only in part, as in real runs (AUC 0.6-0.9).
     """
     from truthmap.files import write_tsv
-    from truthmap.h5io import ActivationWriter
+    from truthmap.h5io import ActivationWriter, dataset_name
     from truthmap.probes import SPLIT_COLUMNS, split_table
     from truthmap.settings import SplitSettings
 
@@ -283,12 +283,12 @@ def write_synthetic_shards(folder: Path, n: int, layers: int, tokens: Sequence[s
         positions = np.tile(np.arange(len(tokens)), (len(rows), 1))
         with ActivationWriter(path, ids=[ids[i] for i in rows], labels=labels[rows], positions=positions,
                               tokens=tokens, layers=list(range(layers)), hidden_size=hidden,
-                              site="residual", model="synthetic") as writer:
+                              widths={"residual": hidden}, model="synthetic") as writer:
             for layer in range(layers):
                 block = rng.standard_normal((len(rows), len(tokens), hidden), dtype=np.float32)
                 strength = 0.3 + 1.2 * np.sin(np.pi * (layer + 0.5) / layers)
                 block += strength * (labels[rows, None, None] - 0.35) * direction
-                writer.write(np.arange(len(rows)), {layer: block})
+                writer.write(np.arange(len(rows)), {dataset_name("residual", layer): block})
         paths.append(str(path))
     # The split stage's own entry point, on label and position records that give every question
     # every token (the synthetic shards hold them all).
@@ -320,7 +320,7 @@ def probe_job(split_path: str, shard_paths: Sequence[str], layer: int, out_dir: 
         write_json(Path(out_dir) / f"layer{layer}_{result.token}.json", result.to_dict())
     done = time.time()
     read_before = _bytes_read()
-    one_cell = read_layer(shard_paths[0], layer, 0)
+    one_cell = read_layer(shard_paths[0], "residual", layer, 0)
     cell_read = _bytes_read() - read_before
     return {
         "layer": layer, "start_s": imported - started, "import_s": after_import - imported,

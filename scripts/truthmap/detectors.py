@@ -83,11 +83,13 @@ def baseline_scores(generation: Mapping, position_row: Mapping) -> dict[str, flo
 def select_cells(cells: Sequence[Mapping]) -> dict[str, dict | None]:
     """Per probe family, the cell with the best cross-validated training AUC.
 
-    Ties go to the earlier layer, then the earlier token in heatmap order.
-    A family with no fitted cell gets None. The embeddings row is a control,
+    Candidates are every site's cells. Ties go to the earlier layer, then the
+    earlier token in heatmap order, then the site listed first. A family with
+    no fitted cell gets None. The embeddings row is a control,
     never a candidate.
     """
     order = {name: i for i, name in enumerate(TOKEN_NAMES)}
+    sites = {site: i for i, site in enumerate(dict.fromkeys(str(c["site"]) for c in cells))}
     chosen: dict[str, dict | None] = {}
     for family, allowed in PROBE_FAMILIES.items():
         candidates = [
@@ -97,11 +99,11 @@ def select_cells(cells: Sequence[Mapping]) -> dict[str, dict | None]:
         ]
         best = min(
             candidates,
-            key=lambda c: (-float(c["cv_auc"]), int(c["layer"]), order[str(c["token"])]),
+            key=lambda c: (-float(c["cv_auc"]), int(c["layer"]), order[str(c["token"])], sites[str(c["site"])]),
             default=None,
         )
         chosen[family] = None if best is None else {
-            k: best[k] for k in ("layer", "token", "cv_auc", "cv_folds", "auc", "ci_low", "ci_high")
+            k: best[k] for k in ("site", "layer", "token", "cv_auc", "cv_folds", "auc", "ci_low", "ci_high")
         }
     return chosen
 
@@ -312,7 +314,8 @@ def detector_scores(
             scores[family], details[family] = {}, "no cell could be fitted"
             continue
         scores[family] = dict(zip(cell["test_ids"], map(float, cell["test_scores"])))
-        details[family] = f"layer {cell['layer']}, token {cell['token']} (cv AUC {float(cell['cv_auc']):.3f})"
+        details[family] = (f"{cell['site']}, layer {cell['layer']}, token {cell['token']} "
+                           f"(cv AUC {float(cell['cv_auc']):.3f})")
     train_scores: dict[str, list[float]] = {}
     for r in common:
         for method, value in baseline_scores(gen_of[r["id"]], pos_of[r["id"]]).items():

@@ -1,6 +1,6 @@
 """Does an error detector trained on one set of questions work on another?
 
-The probe of a chosen (layer, token) cell is trained on the training questions
+The probe of a chosen (site, layer, token) cell is trained on the training questions
 of group A and scored on the test questions of group B, for every ordered pair
 (A = B included: that is the ordinary held-out AUC). Groups are the datasets of
 a run (each with its own chosen cell, whose hidden states are read from every
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from truthmap.probes import cell_rows, class_shortfall, load_split_features, mak
 from truthmap.stats import bootstrap_auc, roc_auc
 
 GENERALISATION_COLUMNS = (
-    "train", "test", "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_train_wrong",
+    "train", "test", "site", "layer", "token", "auc", "ci_low", "ci_high", "n_train", "n_train_wrong",
     "n_test", "n_test_wrong", "status", "reason",
 )
 
@@ -40,6 +41,7 @@ class Transfer:
 
     train: str
     test: str
+    site: str
     layer: int
     token: str
     auc: float
@@ -56,10 +58,23 @@ class Transfer:
         return asdict(self)
 
 
-def cell_group(split_rows: list[dict], shard_paths: list[str], tokens: list[str], layer: int,
-               token: str, cfg: ProbeSettings) -> Group:
+class Cell(NamedTuple):
+    """Where a probe reads: a site of a layer at a token position."""
+
+    site: str
+    layer: int
+    token: str
+
+    @classmethod
+    def of(cls, cell: Mapping) -> Cell:
+        """The cell a selection (``select_cells``) names."""
+        return cls(str(cell["site"]), int(cell["layer"]), str(cell["token"]))
+
+
+def cell_group(split_rows: list[dict], shard_paths: list[str], tokens: list[str], cell: Cell,
+               cfg: ProbeSettings) -> Group:
     """The questions one cell's probe uses, read at that cell only."""
-    data = load_split_features(split_rows, shard_paths, layer, tokens, token=token)
+    data = load_split_features(split_rows, shard_paths, cell.layer, tokens, token=cell.token, site=cell.site)
     use = cell_rows(data, 0, cfg)
     ids = [data.ids[i] for i in np.flatnonzero(use)]
     return Group(ids=ids, X=data.X[use, 0], y=data.labels[use], is_test=data.is_test[use])
@@ -70,12 +85,12 @@ def subgroup(group: Group, keep: np.ndarray) -> Group:
     return Group(ids=ids, X=group.X[keep], y=group.y[keep], is_test=group.is_test[keep])
 
 
-def transfer(train_name: str, test_name: str, train: Group, test: Group, layer: int, token: str,
+def transfer(train_name: str, test_name: str, train: Group, test: Group, cell: Cell,
              cfg: ProbeSettings) -> Transfer:
     """Fit on ``train``'s training rows, score ``test``'s test rows; too few of a class: NaN and why."""
     y_fit, y_eval = train.y[~train.is_test], test.y[test.is_test]
     base = dict(
-        train=train_name, test=test_name, layer=layer, token=token, n_train=len(y_fit),
+        train=train_name, test=test_name, **cell._asdict(), n_train=len(y_fit),
         n_train_wrong=int(y_fit.sum()), n_test=len(y_eval), n_test_wrong=int(y_eval.sum()),
     )
     short = class_shortfall({"train": y_fit, "test": y_eval}, cfg.min_per_class)
@@ -88,10 +103,10 @@ def transfer(train_name: str, test_name: str, train: Group, test: Group, layer: 
     return Transfer(**base, auc=roc_auc(y_eval, scores), ci_low=low, ci_high=high, status="ok", reason="")
 
 
-def across_groups(groups: Mapping[str, Group], layer: int, token: str, cfg: ProbeSettings) -> list[Transfer]:
+def across_groups(groups: Mapping[str, Group], cell: Cell, cfg: ProbeSettings) -> list[Transfer]:
     """Every ordered pair of groups at one cell."""
     return [
-        transfer(a, b, groups[a], groups[b], layer, token, cfg) for a in groups for b in groups
+        transfer(a, b, groups[a], groups[b], cell, cfg) for a in groups for b in groups
     ]
 
 
@@ -107,14 +122,13 @@ def across_datasets(datasets: Mapping[str, Mapping], tokens: list[str], cfg: Pro
     ``datasets[name]`` holds ``split`` (rows), ``shards`` (HDF5 paths) and
     ``cell`` (the chosen best cell, or None when none could be fitted).
     """
-    cache: dict[tuple[str, int, str], Group] = {}
+    cache: dict[tuple[str, Cell], Group] = {}
 
-    def group(name: str, layer: int, token: str) -> Group:
-        key = (name, layer, token)
-        if key not in cache:
+    def group(name: str, cell: Cell) -> Group:
+        if (name, cell) not in cache:
             d = datasets[name]
-            cache[key] = cell_group(d["split"], d["shards"], tokens, layer, token, cfg)
-        return cache[key]
+            cache[name, cell] = cell_group(d["split"], d["shards"], tokens, cell, cfg)
+        return cache[name, cell]
 
     out = []
     for a, spec in datasets.items():
@@ -122,11 +136,11 @@ def across_datasets(datasets: Mapping[str, Mapping], tokens: list[str], cfg: Pro
         for b in datasets:
             if cell is None:
                 nan = float("nan")
-                out.append(Transfer(a, b, -1, "", nan, nan, nan, 0, 0, 0, 0, "skipped",
+                out.append(Transfer(a, b, "", -1, "", nan, nan, nan, 0, 0, 0, 0, "skipped",
                                     f"no cell of {a} could be fitted"))
                 continue
-            layer, token = int(cell["layer"]), str(cell["token"])
-            out.append(transfer(a, b, group(a, layer, token), group(b, layer, token), layer, token, cfg))
+            at = Cell.of(cell)
+            out.append(transfer(a, b, group(a, at), group(b, at), at, cfg))
     return out
 
 
@@ -135,7 +149,6 @@ def across_domains(split_rows: list[dict], shard_paths: list[str], tokens: list[
     """Every ordered pair of a dataset's domains at its chosen cell."""
     if cell is None:
         nan = float("nan")
-        return [Transfer("all", "all", -1, "", nan, nan, nan, 0, 0, 0, 0, "skipped", "no cell could be fitted")]
-    layer, token = int(cell["layer"]), str(cell["token"])
-    group = cell_group(split_rows, shard_paths, tokens, layer, token, cfg)
-    return across_groups(domain_groups(group, domain_of), layer, token, cfg)
+        return [Transfer("all", "all", "", -1, "", nan, nan, nan, 0, 0, 0, 0, "skipped", "no cell could be fitted")]
+    at = Cell.of(cell)
+    return across_groups(domain_groups(cell_group(split_rows, shard_paths, tokens, at, cfg), domain_of), at, cfg)

@@ -2,20 +2,21 @@
 
 One file per shard::
 
-    /ids        (N,)        utf-8 strings, the question ids
-    /label      (N,)        int8: 1 = the answer is wrong, 0 = right
-    /positions  (N, P)      int32 index into prompt + generation, -1 = masked
-    /valid      (N, P)      bool, positions >= 0
-    /layers/<l> (N, P, H)   float16 hidden states of layer l at the P positions
+    /ids               (N,)        utf-8 strings, the question ids
+    /label             (N,)        int8: 1 = the answer is wrong, 0 = right
+    /positions         (N, P)      int32 index into prompt + generation, -1 = masked
+    /valid             (N, P)      bool, positions >= 0
+    /sites/<site>/<l>  (N, P, H)   float16 values of layer l's site at the P positions
+    /embeddings        (N, P, D)   float16 first block's input (layer -1), when asked for
 
-File attributes: ``tokens`` (the P names, in order), ``layers``, ``site``,
-``model``, ``hidden_size`` (the site's width), ``layer_widths`` (each layer's H,
-aligned with ``layers``: the embeddings row, layer -1, is the model's hidden size
-whatever the site), ``complete`` (set last, just before the file is renamed
-into place). Layer datasets are chunked ``(rows, 1, H)`` so that reading
-one (layer, token) cell touches only that cell's chunks; ``rows`` (at most
-:data:`CHUNK_ROWS`) divides the shard evenly, so the last chunk is not mostly
-empty space.
+File attributes: ``tokens`` (the P names, in order), ``layers`` (-1 first when
+the embeddings are there), ``sites`` and ``site_widths`` (each site's H: the
+model's hidden size D, or the MLP's intermediate size for ``mlp_down_input``),
+``model``, ``hidden_size`` (D), ``complete`` (set last, just before the file is
+renamed into place). Every site of a layer comes from the same forward pass.
+Datasets are chunked ``(rows, 1, H)`` so that reading one (site, layer, token)
+cell touches only that cell's chunks; ``rows`` (at most :data:`CHUNK_ROWS`)
+divides the shard evenly, so the last chunk is not mostly empty space.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import h5py
 import numpy as np
 
 from truthmap.files import InputError, atomic_path
+from truthmap.settings import EMBEDDINGS_LAYER
 
 CHUNK_ROWS = 256
 
@@ -45,13 +47,21 @@ class ShardMeta:
     valid: np.ndarray
     tokens: list[str]
     layers: list[int]
-    site: str
+    sites: list[str]
     model: str
     hidden_size: int
 
 
+def dataset_name(site: str, layer: int) -> str:
+    """Where (site, layer) is stored; the embeddings row is one dataset whatever the site."""
+    return "embeddings" if layer == EMBEDDINGS_LAYER else f"sites/{site}/{layer}"
+
+
 class ActivationWriter:
-    """Write one shard: create with the index arrays, then fill layer blocks by rows."""
+    """Write one shard: create with the index arrays, then fill (site, layer) blocks by rows.
+
+    ``widths`` maps each site to its H; ``layers`` may hold the embeddings row (-1).
+    """
 
     def __init__(
         self,
@@ -63,13 +73,12 @@ class ActivationWriter:
         tokens: Sequence[str],
         layers: Sequence[int],
         hidden_size: int,
-        site: str,
+        widths: dict[str, int],
         model: str,
-        widths: dict[int, int] | None = None,
     ) -> None:
         self.path = Path(path)
         self.layers = list(layers)
-        self.widths = [int((widths or {}).get(layer, hidden_size)) for layer in self.layers]
+        self.widths = {site: int(width) for site, width in widths.items()}
         n, p = positions.shape
         if len(ids) != n or len(labels) != n or p != len(tokens):
             raise ValueError("ids, labels, positions and tokens disagree in size")
@@ -77,46 +86,50 @@ class ActivationWriter:
         tmp = self._ctx.__enter__()
         try:
             self._file = h5py.File(tmp, "w")
-            self._create(ids, labels, positions, tokens, hidden_size, site, model)
+            self._create(ids, labels, positions, tokens, hidden_size, model)
         except BaseException as err:
             if getattr(self, "_file", None) is not None:
                 self._file.close()
             self._ctx.__exit__(type(err), err, err.__traceback__)
             raise
 
-    def _create(self, ids, labels, positions, tokens, hidden_size, site, model) -> None:
+    def _create(self, ids, labels, positions, tokens, hidden_size, model) -> None:
         f = self._file
         n, p = positions.shape
         f.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=h5py.string_dtype())
         f.create_dataset("label", data=np.asarray(labels, dtype=np.int8))
         f.create_dataset("positions", data=positions.astype(np.int32))
         f.create_dataset("valid", data=positions >= 0)
-        group = f.create_group("layers")
-        for layer, width in zip(self.layers, self.widths):
-            group.create_dataset(str(layer), shape=(n, p, width), dtype=np.float16, chunks=(chunk_rows(n), 1, width))
+        shapes = {dataset_name(site, layer): width for site, width in self.widths.items()
+                  for layer in self.layers if layer != EMBEDDINGS_LAYER}
+        if EMBEDDINGS_LAYER in self.layers:
+            shapes[dataset_name("", EMBEDDINGS_LAYER)] = hidden_size
+        for name, width in shapes.items():
+            f.create_dataset(name, shape=(n, p, width), dtype=np.float16, chunks=(chunk_rows(n), 1, width))
         f.attrs.update(
-            tokens=list(tokens), layers=self.layers, site=site, model=model,
-            hidden_size=hidden_size, layer_widths=self.widths, complete=False,
+            tokens=list(tokens), layers=self.layers, sites=list(self.widths), model=model,
+            hidden_size=hidden_size, site_widths=list(self.widths.values()), complete=False,
         )
 
-    def write(self, rows: np.ndarray, blocks: dict[int, np.ndarray]) -> None:
-        """Store ``blocks[layer]`` (len(rows), P, H) at ``rows`` (any order).
+    def write(self, rows: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
+        """Store ``blocks[name]`` (len(rows), P, H) at ``rows`` (any order); ``name`` is a
+        :func:`dataset_name`.
 
         A value that is not finite in float16 (NaN, or beyond +-65504) stops the
         write with the layer and the rows: a probe could not use it.
         """
         order = np.argsort(rows)
         sorted_rows = np.asarray(rows)[order]
-        for layer, block in blocks.items():
+        for name, block in blocks.items():
             with np.errstate(over="ignore"):  # an overflow becomes inf, reported just below
                 half = block[order].astype(np.float16)
             bad = sorted_rows[nonfinite_rows(half)]
             if bad.size:
-                raise InputError(f"{self.path}: layer {layer}, rows {bad[:5].tolist()}: hidden states are NaN "
+                where, leave_out = _describe(name)
+                raise InputError(f"{self.path}: {where}, rows {bad[:5].tolist()}: hidden states are NaN "
                                  "or beyond the float16 range",
-                                 hint=f"leave layer {layer} out of config key 'layers', or check the model's "
-                                      "weights and dtype")
-            self._file["layers"][str(layer)][sorted_rows] = half
+                                 hint=f"{leave_out}, or check the model's weights and dtype")
+            self._file[name][sorted_rows] = half
 
     def close(self) -> None:
         """Mark the file complete and move it into place."""
@@ -136,6 +149,14 @@ class ActivationWriter:
             self.close()
         else:
             self.abort(exc)
+
+
+def _describe(name: str) -> tuple[str, str]:
+    """(what a dataset holds, how a config leaves it out), for messages."""
+    if name == dataset_name("", EMBEDDINGS_LAYER):
+        return "the embeddings (layer -1)", "set config key 'activations.embeddings' to false"
+    _, site, layer = name.split("/")
+    return f"{site} of layer {layer}", f"leave layer {layer} out of config key 'layers'"
 
 
 def chunk_rows(n: int, most: int = CHUNK_ROWS) -> int:
@@ -169,42 +190,44 @@ def read_meta(path: str | os.PathLike) -> ShardMeta:
             valid=f["valid"][:],
             tokens=[str(t) for t in f.attrs["tokens"]],
             layers=[int(x) for x in f.attrs["layers"]],
-            site=str(f.attrs["site"]),
+            sites=[str(x) for x in f.attrs["sites"]],
             model=str(f.attrs["model"]),
             hidden_size=int(f.attrs["hidden_size"]),
         )
 
 
-def read_layer(path: str | os.PathLike, layer: int, token_index: int | None = None) -> np.ndarray:
-    """A layer's block (N, P, H), or one token's slice (N, H), as float16.
+def read_layer(path: str | os.PathLike, site: str, layer: int, token_index: int | None = None) -> np.ndarray:
+    """A (site, layer) block (N, P, H), or one token's slice (N, H), as float16; layer -1
+    is the embeddings row whatever the site.
 
     The block must have the shard's shape and hold only finite numbers.
     """
     path = Path(path)
     with _open(path) as f:
-        key = f"layers/{layer}"
+        key = dataset_name(site, layer)
+        what = _describe(key)[0]
         if key not in f:
-            raise InputError(f"{path}: layer {layer} was not extracted (have {list(f['layers'])})")
+            have = [f"{s} {layer_}" for s in f.get("sites", {}) for layer_ in f["sites"][s]]
+            raise InputError(f"{path}: {what} was not extracted (have {', '.join(have) or 'none'}"
+                             f"{', embeddings' if 'embeddings' in f else ''})", hint=REMAKE)
         dset = f[key]
-        expected = (len(f["ids"]), len(f.attrs["tokens"]), _width(f, layer))
+        expected = (len(f["ids"]), len(f.attrs["tokens"]), _width(f, site, layer))
         if dset.shape != expected:
-            raise InputError(f"{path}: layer {layer} has shape {dset.shape}, expected {expected} "
-                             "(ids x tokens x hidden size)", hint=REMAKE)
+            raise InputError(f"{path}: {what} has shape {dset.shape}, expected {expected} "
+                             "(ids x tokens x width)", hint=REMAKE)
         block = dset[:] if token_index is None else dset[:, token_index, :]
     rows = np.flatnonzero(nonfinite_rows(block))
     if rows.size:
-        raise InputError(f"{path}: layer {layer} holds NaN or infinite values in rows {rows[:5].tolist()} "
-                         "(a hidden state beyond the float16 range?)", hint=REMAKE)
+        raise InputError(f"{path}: {_describe(dataset_name(site, layer))[0]} holds NaN or infinite values in rows "
+                         f"{rows[:5].tolist()} (a hidden state beyond the float16 range?)", hint=REMAKE)
     return block
 
 
-def _width(f: h5py.File, layer: int) -> int:
-    """A layer's H: its entry of ``layer_widths`` (files written before it existed: ``hidden_size``)."""
-    if "layer_widths" in f.attrs:
-        layers = [int(x) for x in f.attrs["layers"]]
-        if layer in layers:
-            return int(f.attrs["layer_widths"][layers.index(layer)])
-    return int(f.attrs["hidden_size"])
+def _width(f: h5py.File, site: str, layer: int) -> int:
+    """The H of (site, layer): the model's hidden size for the embeddings row, else the site's width."""
+    if layer == EMBEDDINGS_LAYER:
+        return int(f.attrs["hidden_size"])
+    return int(f.attrs["site_widths"][[str(s) for s in f.attrs["sites"]].index(site)])
 
 
 def _open(path: Path) -> h5py.File:

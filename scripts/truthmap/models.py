@@ -395,8 +395,8 @@ def site_module(block, site: str, model_name: str = "the model"):
         return module
     raise InputError(
         f"model {model_name}: its decoder blocks ({type(block).__name__}) have no {part} "
-        f"(looked for {', '.join(_PART_PATHS[part])}), which config key 'activations.site' {site!r} reads",
-        hint=f"choose another site: {', '.join(s for s in SITE_PARTS if s != site)}",
+        f"(looked for {', '.join(_PART_PATHS[part])}), where config key 'activations.sites' asks for {site!r}",
+        hint=f"leave {site!r} out of 'activations.sites' (sites: {', '.join(SITE_PARTS)})",
     )
 
 

@@ -31,6 +31,14 @@ def auc_grid(rows: Sequence[dict], column: str = "auc") -> tuple[np.ndarray, lis
     return grid, layers, tokens
 
 
+def site_rows(rows: Sequence[dict]) -> dict[str, list[dict]]:
+    """The rows of each site (``activations.sites``), in the order the sites first appear."""
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(str(r.get("site") or ""), []).append(r)
+    return out or {"": []}
+
+
 def plot_heatmap(
     rows: Sequence[dict],
     title: str,
@@ -39,13 +47,13 @@ def plot_heatmap(
     column: str = "auc",
     colour_label: str = "ROC AUC (positive class: wrong answer)",
 ) -> None:
-    """Layer on y (0 at the top), token on x, Blues from 0.5 to 1.0 with a colour bar.
+    """Layer on y (0 at the top), token on x, Blues from 0.5 to 1.0 with a colour bar; one panel
+    per site, side by side on the same scale.
 
     ``column`` picks the value drawn: the pooled ``auc`` or ``auc_within_group``.
     """
-    grid, layers, tokens = auc_grid(rows, column)
-    _draw_grid(grid, layers, tokens, title, out_paths, annotate,
-               dict(cmap="Blues", vmin=0.5, vmax=1.0), colour_label)
+    panels = {site: auc_grid(part, column) for site, part in site_rows(rows).items()}
+    _draw_grids(panels, title, out_paths, annotate, dict(cmap="Blues", vmin=0.5, vmax=1.0), colour_label)
 
 
 def plot_difference(
@@ -58,38 +66,60 @@ def plot_difference(
 ) -> None:
     """Each cell's AUC minus ``baseline_auc`` (a baseline detector's on the same test questions):
     blue where the probe beats the baseline, red where it does worse, white at a tie."""
-    grid, layers, tokens = auc_grid(rows)
-    _draw_grid(grid - baseline_auc, layers, tokens, title, out_paths, annotate,
-               dict(cmap="RdBu", vmin=-0.5, vmax=0.5, center=0.0),
-               f"AUC minus {baseline} ({baseline_auc:.3f})")
+    panels = {}
+    for site, part in site_rows(rows).items():
+        grid, layers, tokens = auc_grid(part)
+        panels[site] = (grid - baseline_auc, layers, tokens)
+    _draw_grids(panels, title, out_paths, annotate, dict(cmap="RdBu", vmin=-0.5, vmax=0.5, center=0.0),
+                f"AUC minus {baseline} ({baseline_auc:.3f})")
 
 
-def _draw_grid(grid: np.ndarray, layers: Sequence[int], tokens: Sequence[str], title: str,
-               out_paths: Sequence[str | os.PathLike], annotate: bool, scale: dict, colour_label: str) -> None:
-    """The Layer x Token grid: layer on y (0 at the top), token on x, skipped cells grey."""
-    height = max(4.5, 0.28 * len(layers) + 1.8)
-    width = max(5.0, 0.62 * len(tokens) + 2.4)
-    fig, ax = plt.subplots(figsize=(width, height))
+def _draw_grids(panels: dict[str, tuple[np.ndarray, list[int], list[str]]], title: str,
+                out_paths: Sequence[str | os.PathLike], annotate: bool, scale: dict, colour_label: str) -> None:
+    """One Layer x Token grid per site: layer on y (0 at the top), token on x, skipped cells grey,
+    one colour bar for all."""
+    n_layers = max(len(layers) for _, layers, _ in panels.values())
+    n_tokens = max(len(tokens) for _, _, tokens in panels.values())
+    height = max(4.5, 0.28 * n_layers + 1.8)
+    width = max(5.0, 0.62 * n_tokens + 2.4)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width + (len(panels) - 1) * (width - 1.6), height),
+                             squeeze=False)
+    for i, (ax, (site, (grid, layers, tokens))) in enumerate(zip(axes[0], panels.items())):
+        last = i == len(panels) - 1
+        _draw_panel(ax, grid, layers, tokens, annotate, scale, colour_label if last else None)
+        if len(panels) > 1:
+            ax.set_title(f"site: {site}", fontsize=10)
+        elif site:
+            ax.set_xlabel(f"Token (site: {site})")
+        if i:
+            ax.set_ylabel("")
+    if len(panels) > 1:
+        fig.suptitle(title)
+    else:
+        axes[0][0].set_title(title)
+    fig.tight_layout()
+    _save(fig, out_paths)
+
+
+def _draw_panel(ax, grid: np.ndarray, layers: Sequence[int], tokens: Sequence[str], annotate: bool, scale: dict,
+                colour_label: str | None) -> None:
     ax.set_facecolor("#e8e8e8")  # skipped cells (NaN) show as grey
     labels = ["emb" if layer == EMBEDDINGS_LAYER else layer for layer in layers]
     sns.heatmap(
         grid, ax=ax, **scale,
         xticklabels=tokens, yticklabels=labels,
         annot=annotate, fmt=".2f", annot_kws={"fontsize": 6},
-        cbar_kws={"label": colour_label, "shrink": 0.9},
+        cbar=colour_label is not None, cbar_kws={"label": colour_label, "shrink": 0.9} if colour_label else None,
         linewidths=0.3, linecolor="white",
     )
     ax.set_xlabel("Token")
     ax.set_ylabel("Layer")
-    ax.set_title(title)
     ax.tick_params(axis="x", labelrotation=60, labelsize=8)
     ax.tick_params(axis="y", labelrotation=0, labelsize=7)
     if len(layers) > 16:  # thin the layer ticks to the even layers, like the paper (and the embeddings row)
         rows = [i for i, layer in enumerate(layers) if layer == EMBEDDINGS_LAYER or layer % 2 == 0]
         ax.set_yticks(np.array(rows) + 0.5)
         ax.set_yticklabels([labels[i] for i in rows])
-    fig.tight_layout()
-    _save(fig, out_paths)
 
 
 def _save(fig, out_paths: Sequence[str | os.PathLike]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from truthmap.files import InputError
-from truthmap.settings import ProbeSettings, SplitSettings
+from truthmap.settings import EMBEDDINGS_LAYER, ProbeSettings, SplitSettings
 from truthmap.stats import bootstrap_auc, roc_auc
 
 STALE_SHARD = "the shard was not made from this run's labels: delete it and the next run extracts it again"
@@ -98,6 +98,8 @@ class CellResult:
     auc_split_mean: float = float("nan")
     auc_split_std: float = float("nan")
     """Sample standard deviation of ``split_aucs`` (NaN below two finite ones)."""
+    site: str = "residual"
+    """Where in the block the features were read (``activations.sites``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,6 +142,7 @@ def evaluate_cell(
     cfg: ProbeSettings,
     ids: list[str] | None = None,
     other_splits: Sequence[np.ndarray] = (),
+    site: str = "residual",
 ) -> CellResult:
     """Fit on the training rows, score the test rows; too few of a class gives NaN and a reason.
 
@@ -152,7 +155,7 @@ def evaluate_cell(
     ids = list(ids) if ids is not None else [str(i) for i in range(len(y))]
     train, test = ~is_test, is_test
     base = dict(
-        layer=layer, token=token, n_train=int(train.sum()), n_test=int(test.sum()),
+        site=site, layer=layer, token=token, n_train=int(train.sum()), n_test=int(test.sum()),
         n_train_wrong=int(y[train].sum()), n_test_wrong=int(y[test].sum()), n_excluded=int(n_excluded),
     )
     short = class_shortfall({"train": y[train], "test": y[test]}, cfg.min_per_class)
@@ -226,16 +229,16 @@ def assign_splits(
 
 
 def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeSettings,
-                other_splits: Sequence[np.ndarray] = ()) -> list[CellResult]:
-    """Evaluate every token cell of one layer (``data.X`` is (N, P, H)); ``other_splits`` are test
-    masks of further seeded splits, aligned with ``data``'s rows."""
+                other_splits: Sequence[np.ndarray] = (), site: str = "residual") -> list[CellResult]:
+    """Evaluate every token cell of one layer at one site (``data.X`` is (N, P, H)); ``other_splits``
+    are test masks of further seeded splits, aligned with ``data``'s rows."""
     results = []
     for p, token in enumerate(tokens):
         use = cell_rows(data, p, cfg)
         ids = [data.ids[i] for i in np.flatnonzero(use)]
         results.append(
             evaluate_cell(layer, token, data.X[use, p], data.labels[use], data.is_test[use],
-                          int((~use).sum()), cfg, ids, [other[use] for other in other_splits])
+                          int((~use).sum()), cfg, ids, [other[use] for other in other_splits], site)
         )
     return results
 
@@ -309,9 +312,10 @@ class SplitFeatures:
 
 def load_split_features(
     split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str],
-    token: str | None = None,
+    token: str | None = None, site: str = "residual",
 ) -> SplitFeatures:
-    """Read one layer (every token, or only ``token``) from every shard, aligned with the split.
+    """Read one layer at one site (every token, or only ``token``) from every shard, aligned with
+    the split.
 
     Checks that every question of the split is in exactly one shard, with the
     same label.
@@ -329,10 +333,10 @@ def load_split_features(
         if meta.tokens != list(tokens):
             raise InputError(f"{path}: holds tokens {meta.tokens}, expected {list(tokens)}", hint=STALE_SHARD)
         if token is None:
-            block, shard_valid = read_layer(path, layer), meta.valid
+            block, shard_valid = read_layer(path, site, layer), meta.valid
         else:
             p = meta.tokens.index(token)
-            block, shard_valid = read_layer(path, layer, p)[:, None, :], meta.valid[:, p : p + 1]
+            block, shard_valid = read_layer(path, site, layer, p)[:, None, :], meta.valid[:, p : p + 1]
         if X is None:
             X = np.zeros((n, len(columns), block.shape[2]), dtype=np.float16)
         for j, qid in enumerate(meta.ids):
@@ -364,18 +368,32 @@ def train_layer(
     split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str], cfg: ProbeSettings,
     timings: dict[str, float] | None = None,
     split: SplitSettings | None = None,
+    site: str = "residual",
 ) -> list[CellResult]:
-    """Probe every token cell of one layer; ``timings`` (when given) gets the seconds spent reading
-    and evaluating, and the bytes of the layer's features (what ``make bench`` reports).
+    """Probe every token cell of one layer at one site; ``timings`` (when given) gets the seconds
+    spent reading and evaluating, and the bytes of the layer's features (what ``make bench`` reports).
 
     With ``split`` (the primary split's settings), every cell is also trained and
     tested on ``cfg.split_seeds - 1`` further seeded splits.
     """
     start = time.perf_counter()
-    data = load_split_features(split_rows, shard_paths, layer, tokens)
+    data = load_split_features(split_rows, shard_paths, layer, tokens, site=site)
     read = time.perf_counter()
     others = seeded_test_masks(data, split, cfg.split_seeds) if split is not None else []
-    results = probe_layer(layer, list(tokens), data, cfg, others)
+    results = probe_layer(layer, list(tokens), data, cfg, others, site)
     if timings is not None:
         timings.update(read_s=read - start, evaluate_s=time.perf_counter() - read, layer_bytes=float(data.X.nbytes))
     return results
+
+
+def train_sites(
+    split_rows: list[dict], shard_paths: list[str], layer: int, tokens: list[str], sites: Sequence[str],
+    cfg: ProbeSettings, split: SplitSettings | None = None,
+) -> list[CellResult]:
+    """Every (site, token) cell of one layer, site by site. The embeddings row is the same
+    whatever the site: it is fitted once and reported under each site."""
+    if layer == EMBEDDINGS_LAYER:
+        once = train_layer(split_rows, shard_paths, layer, tokens, cfg, split=split, site=sites[0])
+        return [replace(result, site=site) for site in sites for result in once]
+    return [result for site in sites
+            for result in train_layer(split_rows, shard_paths, layer, tokens, cfg, split=split, site=site)]

@@ -10,20 +10,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from truthmap.files import InputError, read_json
-from truthmap.settings import TOKEN_NAMES
+from truthmap.settings import EMBEDDINGS_LAYER, TOKEN_NAMES
 from truthmap.stats import within_group_summary
 
 #: What every cell's JSON holds (train_probes); auc.tsv adds the within-group columns.
 CELL_COLUMNS = (
-    "layer", "token", "auc", "ci_low", "ci_high", "auc_split_mean", "auc_split_std", "n_train", "n_test",
+    "site", "layer", "token", "auc", "ci_low", "ci_high", "auc_split_mean", "auc_split_std", "n_train", "n_test",
     "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "n_excluded", "status", "reason",
 )
 WITHIN_COLUMNS = ("auc_within_group", "within_ci_low", "within_ci_high", "groups")
-AUC_COLUMNS = (*CELL_COLUMNS[:5], *WITHIN_COLUMNS, *CELL_COLUMNS[5:])
+AUC_COLUMNS = (*CELL_COLUMNS[:6], *WITHIN_COLUMNS, *CELL_COLUMNS[6:])
 
 
 def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
-    """Read cell JSON files, sorted by layer then token in heatmap order."""
+    """Read cell JSON files, sorted by site (in the order first met), then layer, then token in
+    heatmap order."""
     rows = []
     for path in paths:
         cell = read_json(path)
@@ -34,11 +35,12 @@ def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
             raise InputError(f"{path}: unknown token {cell['token']!r}")
         rows.append(cell)
     order = {name: i for i, name in enumerate(TOKEN_NAMES)}
-    seen = Counter((r["layer"], r["token"]) for r in rows)
+    sites = {site: i for i, site in enumerate(dict.fromkeys(str(r["site"]) for r in rows))}
+    seen = Counter((r["site"], r["layer"], r["token"]) for r in rows)
     dupes = [k for k, n in seen.items() if n > 1]
     if dupes:
         raise InputError(f"duplicate cells {dupes} among the probe results")
-    return sorted(rows, key=lambda r: (int(r["layer"]), order[str(r["token"])]))
+    return sorted(rows, key=lambda r: (sites[str(r["site"])], int(r["layer"]), order[str(r["token"])]))
 
 
 def within_group_cells(rows: Sequence[dict], split_rows: Sequence[dict], groups: dict[str, str] | None,
@@ -58,8 +60,16 @@ def within_group_cells(rows: Sequence[dict], split_rows: Sequence[dict], groups:
 
 
 def best_cells(rows: Sequence[dict], k: int = 5) -> list[dict]:
-    """The k cells with the highest test AUC (for a summary, not a result: see the docs)."""
-    scored = [r for r in rows if r.get("auc") is not None and not _isnan(r["auc"])]
+    """The k cells with the highest test AUC (for a summary, not a result: see the docs); the
+    embeddings row, the same at every site, counts once."""
+    scored, embeddings = [], set()
+    for r in rows:
+        is_embeddings = int(r.get("layer", 0)) == EMBEDDINGS_LAYER
+        if r.get("auc") is None or _isnan(r["auc"]) or (is_embeddings and r["token"] in embeddings):
+            continue
+        if is_embeddings:
+            embeddings.add(r["token"])
+        scored.append(r)
     return sorted(scored, key=lambda r: -float(r["auc"]))[:k]
 
 
@@ -124,7 +134,7 @@ def run_summary(generations: Sequence[dict], labels: Sequence[dict], split: Sequ
         "n_probe_test": sum(r["split"] == "test" for r in common),
         "n_probe_test_wrong": sum(r["split"] == "test" and int(r["label"]) == 1 for r in common),
         "best_cells_on_test_grid": [
-            {"layer": int(r["layer"]), "token": r["token"],
+            {"site": r["site"], "layer": int(r["layer"]), "token": r["token"],
              **{k: float(r[k]) for k in ("auc", "ci_low", "ci_high")}}
             for r in best_cells(auc)
         ],

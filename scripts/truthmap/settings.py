@@ -57,6 +57,7 @@ NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 PromptStyle = Literal["auto", "chat", "plain"]
 Site = Literal["residual", "mlp_input", "mlp_output", "mlp_down_input", "attention_output"]
+SITES: tuple[str, ...] = typing.get_args(Site)
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 DatasetFormat = Literal[FORMATS]  # type: ignore[valid-type]
 
@@ -207,12 +208,13 @@ class ActivationSettings(Section):
 
     KEY: ClassVar[str] = "activations"
 
-    site: Site = "residual"
-    """Where in each decoder block: `residual` (the block's output), `mlp_input` (the MLP's input,
+    sites: list[Site] = setting(factory=lambda: ["residual"], schema={"minItems": 1, "uniqueItems": True})
+    """Where in each decoder block, all captured in the same forward pass, each with its own cells,
+    `auc.tsv` rows and heatmap panel: `residual` (the block's output), `mlp_input` (the MLP's input,
     after its norm), `mlp_output` (the MLP's output; the reference's `mlp`), `mlp_down_input` (the
     down projection's input, intermediate size wide; the reference's `mlp_last_layer_only_input`),
     `attention_output` (the attention output projection's output; the reference's
-    `attention_output`). See "sites" below."""
+    `attention_output`). See "Sites" below."""
     batch_tokens: int = _positive_int(2048)
     """Most padded tokens per forward batch (memory bound of the extraction; 2048 was fastest on
     2 CPU cores, a GPU wants more)."""
@@ -223,6 +225,20 @@ class ActivationSettings(Section):
     share_prefix: bool = True
     """Run a prefix that a whole batch shares (chat template, few-shot demonstrations) once and
     reuse its key/value cache; the hidden states agree with an unshared run to float rounding."""
+
+    def check(self) -> None:
+        """Unknown or repeated sites are named with the known ones before the type check."""
+        sites = self.__dict__["sites"]
+        if isinstance(sites, list):
+            if not sites:
+                raise InputError(f"config key '{self._key_of('sites')}': empty list; known sites: {', '.join(SITES)}")
+            unknown = [s for s in sites if s not in SITES]
+            if unknown:
+                raise InputError(f"config key '{self._key_of('sites')}': unknown site(s) {unknown}; "
+                                 f"known: {', '.join(SITES)}")
+            if len(set(sites)) != len(sites):
+                raise InputError(f"config key '{self._key_of('sites')}': a site is listed twice: {sites}")
+        super().check()
 
 
 # --------------------------------------------------------------------------- probes and what uses them

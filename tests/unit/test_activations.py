@@ -15,7 +15,7 @@ from truthmap.activations import (
     shard_inputs,
     token_batches,
 )
-from truthmap.h5io import read_layer, read_meta
+from truthmap.h5io import dataset_name, read_layer, read_meta
 from truthmap.models import decoder_body, decoder_layers
 
 SEQS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19], [20, 21, 22, 23, 24, 25, 26, 27, 28]]
@@ -45,21 +45,26 @@ def test_token_batches_respect_budget():
         assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 16
 
 
-@pytest.mark.parametrize("site", ["residual", "mlp_input"])
-def test_matches_unpadded_forward(tiny_model, site):
+SITES = ["residual", "mlp_input"]
+
+
+def test_matches_unpadded_forward(tiny_model):
+    """Both sites come from one padded forward pass and match unpadded references."""
     model, tok = tiny_model
     layers = [0, 2]
-    capture = PositionCapture(model, layers, site)
+    capture = PositionCapture(model, layers, SITES)
     try:
         blocks = extract_batch(decoder_body(model), capture, SEQS, POSITIONS, tok.pad_token_id, torch.device("cpu"))
     finally:
         capture.remove()
-    for layer in layers:
-        assert blocks[layer].shape == (4, 3, 32) and blocks[layer].dtype == np.float16
+    assert sorted(blocks) == sorted(dataset_name(site, layer) for site in SITES for layer in layers)
+    for name, (site, layer) in {dataset_name(s, la): (s, la) for s in SITES for la in layers}.items():
+        block = blocks[name]
+        assert block.shape == (4, 3, 32) and block.dtype == np.float16
         for row, seq in enumerate(SEQS):
             ref = _reference(model, seq, layer, site)
             for p, pos in enumerate(POSITIONS[row]):
-                got = blocks[layer][row, p].astype(np.float32)
+                got = block[row, p].astype(np.float32)
                 if pos < 0:
                     assert not got.any()
                 else:
@@ -79,11 +84,11 @@ def test_prefix_to_share_stops_before_the_first_requested_position():
     assert prefix_to_share(SEQS, POSITIONS) == 0
 
 
-@pytest.mark.parametrize("site", ["residual", "mlp_input"])
+@pytest.mark.parametrize("site", SITES)
 def test_a_shared_prefix_gives_the_unshared_states(tiny_model, site):
     model, tok = tiny_model
     layers = [1, 2]
-    capture = PositionCapture(model, layers, site)
+    capture = PositionCapture(model, layers, SITES)
     body = decoder_body(model)
     try:
         shared = extract_batch(body, capture, SHARED, SHARED_POSITIONS, tok.pad_token_id, torch.device("cpu"))
@@ -92,12 +97,13 @@ def test_a_shared_prefix_gives_the_unshared_states(tiny_model, site):
     finally:
         capture.remove()
     for layer in layers:
-        assert not (SHARED_POSITIONS < 0).any() or not shared[layer][SHARED_POSITIONS < 0].any()
-        np.testing.assert_allclose(shared[layer].astype(np.float32), plain[layer].astype(np.float32), atol=2e-3)
+        name = dataset_name(site, layer)
+        assert not (SHARED_POSITIONS < 0).any() or not shared[name][SHARED_POSITIONS < 0].any()
+        np.testing.assert_allclose(shared[name].astype(np.float32), plain[name].astype(np.float32), atol=2e-3)
         row = 1
         ref = _reference(model, SHARED[row], layer, site)
         for p, pos in enumerate(SHARED_POSITIONS[row]):
-            np.testing.assert_allclose(shared[layer][row, p].astype(np.float32), ref[pos].numpy(), atol=2e-3)
+            np.testing.assert_allclose(shared[name][row, p].astype(np.float32), ref[pos].numpy(), atol=2e-3)
 
 
 def test_background_writes_keep_order_and_raise_failures():
@@ -118,17 +124,24 @@ def test_background_writes_keep_order_and_raise_failures():
         writes.join()
 
 
-def test_stops_after_the_deepest_layer(tiny_model):
+@pytest.mark.parametrize("sites", [["residual"], ["attention_output"], ["residual", "attention_output"],
+                                   ["attention_output", "mlp_down_input", "mlp_output"]])
+def test_stops_after_the_deepest_layer_once_each_site_is_seen(tiny_model, sites):
     model, tok = tiny_model
     calls = []
-    handle = decoder_layers(model)[3].register_forward_hook(lambda *a: calls.append(1))
-    capture = PositionCapture(model, [1], "residual")
+    blocks = decoder_layers(model)
+    handles = [blocks[2].register_forward_pre_hook(lambda *a: calls.append("block 2")),
+               blocks[1].mlp.register_forward_pre_hook(lambda *a: calls.append("mlp 1"))]
+    capture = PositionCapture(model, [0, 1], sites)
     try:
-        extract_batch(decoder_body(model), capture, SEQS[:1], POSITIONS[:1], 0, torch.device("cpu"))
+        got = extract_batch(decoder_body(model), capture, SEQS[:1], POSITIONS[:1], 0, torch.device("cpu"))
     finally:
         capture.remove()
-        handle.remove()
-    assert calls == []
+        for handle in handles:
+            handle.remove()
+    assert sorted(got) == sorted(dataset_name(site, layer) for site in sites for layer in (0, 1))
+    assert "block 2" not in calls  # nothing past the deepest layer runs
+    assert ("mlp 1" in calls) == (sites != ["attention_output"])  # nor past its last site
 
 
 def test_extract_to_h5_is_independent_of_batching(tiny_model, tmp_path):
@@ -140,7 +153,7 @@ def test_extract_to_h5_is_independent_of_batching(tiny_model, tmp_path):
     for budget in (9, 1000):
         path = tmp_path / f"shard{budget}.h5"
         extract_to_h5(model, str(path), ids=ids, seqs=SEQS, positions=POSITIONS, labels=labels, tokens=tokens,
-                      layers=[0, 3], site="residual", model_name="tiny", pad_id=tok.pad_token_id,
+                      layers=[0, 3], sites=["residual"], model_name="tiny", pad_id=tok.pad_token_id,
                       batch_tokens=budget)
         paths.append(path)
     meta = read_meta(paths[0])
@@ -149,7 +162,8 @@ def test_extract_to_h5_is_independent_of_batching(tiny_model, tmp_path):
     np.testing.assert_array_equal(meta.valid, POSITIONS >= 0)
     for layer in (0, 3):
         np.testing.assert_allclose(
-            read_layer(paths[0], layer).astype(np.float32), read_layer(paths[1], layer).astype(np.float32), atol=2e-3
+            read_layer(paths[0], "residual", layer).astype(np.float32),
+            read_layer(paths[1], "residual", layer).astype(np.float32), atol=2e-3
         )
 
 
@@ -176,12 +190,12 @@ def test_a_shared_prefix_works_with_sliding_window_layers():
         num_key_value_heads=1, head_dim=16, sliding_window=4, max_position_embeddings=128,
     )
     model = Gemma3ForCausalLM(config).eval()
-    capture = PositionCapture(model, [1, 3], "residual")
+    capture = PositionCapture(model, [1, 3], ["residual"])
     body = decoder_body(model)
     try:
         shared = extract_batch(body, capture, SHARED, SHARED_POSITIONS, 0, torch.device("cpu"))
         plain = extract_batch(body, capture, SHARED, SHARED_POSITIONS, 0, torch.device("cpu"), share_prefix=False)
     finally:
         capture.remove()
-    for layer in (1, 3):
-        np.testing.assert_allclose(shared[layer].astype(np.float32), plain[layer].astype(np.float32), atol=3e-3)
+    for name in (dataset_name("residual", 1), dataset_name("residual", 3)):
+        np.testing.assert_allclose(shared[name].astype(np.float32), plain[name].astype(np.float32), atol=3e-3)

@@ -47,8 +47,8 @@ def test_baselines_by_hand():
     assert np.isnan(no_exact["logprob_mean_exact"]) and not np.isnan(no_exact["logprob_mean_answer"])
 
 
-def cell(layer, token, cv, auc, status="ok"):
-    return {"layer": layer, "token": token, "cv_auc": cv, "cv_folds": 5, "auc": auc, "ci_low": 0.0,
+def cell(layer, token, cv, auc, status="ok", site="residual"):
+    return {"site": site, "layer": layer, "token": token, "cv_auc": cv, "cv_folds": 5, "auc": auc, "ci_low": 0.0,
             "ci_high": 1.0, "status": status}
 
 
@@ -130,7 +130,7 @@ def test_detector_scores_assemble_on_the_common_test_questions():
     ]
     gens = [{**GEN, "id": q} for q in "abcd"]
     pos = [{**POS, "id": q} for q in "abcd"]
-    best = {"layer": 4, "token": "last_q", "cv_auc": 0.8, "test_ids": ["a", "b"], "test_scores": [2.0, -1.0]}
+    best = {"site": "residual", "layer": 4, "token": "last_q", "cv_auc": 0.8, "test_ids": ["a", "b"], "test_scores": [2.0, -1.0]}
     chosen = {BEST_PROBE: best, "probe_last_token": None}
     p_true = [{"id": q, "split": s, "logodds_true_ab": "1", "logodds_true_ba": "0"}
               for q, s in (("a", "test"), ("b", "test"), ("d", "train"))]
@@ -254,10 +254,18 @@ def test_baselines_are_scored_on_training_questions_and_the_best_one_is_chosen_t
     assert best_baseline(rows[:2]) is None
 
 
+def test_cells_of_every_site_compete_and_the_choice_names_its_site():
+    cells = [cell(3, "-1", 0.7, 0.9), cell(3, "-1", 0.8, 0.6, site="mlp_output"), cell(2, "last_q", 0.75, 0.95)]
+    chosen = select_cells(cells)
+    assert (chosen[BEST_PROBE]["site"], chosen[BEST_PROBE]["layer"]) == ("mlp_output", 3)
+    tie = select_cells([cell(3, "-1", 0.8, 0.9, site="attention_output"), cell(3, "-1", 0.8, 0.6)])
+    assert tie[BEST_PROBE]["site"] == "attention_output"  # a tie goes to the site listed first
+
+
 def test_the_embeddings_row_is_never_a_chosen_cell():
-    cells = [{"layer": -1, "token": "-1", "status": "ok", "cv_auc": 0.99, "cv_folds": 5, "auc": 0.9,
+    cells = [{"site": "residual", "layer": -1, "token": "-1", "status": "ok", "cv_auc": 0.99, "cv_folds": 5, "auc": 0.9,
               "ci_low": 0.8, "ci_high": 0.95},
-             {"layer": 3, "token": "-1", "status": "ok", "cv_auc": 0.7, "cv_folds": 5, "auc": 0.7,
+             {"site": "residual", "layer": 3, "token": "-1", "status": "ok", "cv_auc": 0.7, "cv_folds": 5, "auc": 0.7,
               "ci_low": 0.6, "ci_high": 0.8}]
     chosen = select_cells(cells)
     assert chosen[BEST_PROBE]["layer"] == 3 and chosen["probe_last_token"]["layer"] == 3

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from truthmap.settings import ProbeSettings
-from truthmap.generalise import Group, across_datasets, across_domains, domain_groups, transfer
+from truthmap.generalise import Cell, Group, across_datasets, across_domains, domain_groups, transfer
 from truthmap.h5io import ActivationWriter
 from truthmap.probes import evaluate_cell
 
@@ -23,8 +23,8 @@ def make_dataset(tmp_path, name, n=120, flip=False, seed=0):
     ids = [f"{name}-{i:03d}" for i in range(n)]
     path = tmp_path / f"{name}.h5"
     with ActivationWriter(path, ids=ids, labels=y, positions=np.ones((n, 2), int), tokens=TOKENS,
-                          layers=[2], hidden_size=8, site="residual", model="m") as w:
-        w.write(np.arange(n), {2: X})
+                          layers=[2], hidden_size=8, widths={"residual": 8}, model="m") as w:
+        w.write(np.arange(n), {"sites/residual/2": X})
     split = [{"id": q, "label": str(int(label)), "split": "test" if i % 5 == 0 else "train", "common": "1",
               "reason": ""} for i, (q, label) in enumerate(zip(ids, y))]
     return split, [str(path)], X, y
@@ -35,7 +35,7 @@ def test_same_group_equals_the_ordinary_held_out_auc(tmp_path):
     cfg = ProbeSettings()
     is_test = np.array([r["split"] == "test" for r in split])
     cell = evaluate_cell(2, "last_q", X[:, 0].astype(np.float16), y, is_test, 0, cfg)  # as stored
-    rows = across_datasets({"a": {"split": split, "shards": shards, "cell": {"layer": 2, "token": "last_q"}}},
+    rows = across_datasets({"a": {"split": split, "shards": shards, "cell": {"site": "residual", "layer": 2, "token": "last_q"}}},
                            TOKENS, cfg)
     assert len(rows) == 1 and rows[0].auc == pytest.approx(cell.auc)
     assert (rows[0].n_train, rows[0].n_test) == (cell.n_train, cell.n_test)
@@ -44,7 +44,7 @@ def test_same_group_equals_the_ordinary_held_out_auc(tmp_path):
 def test_transfer_to_a_dataset_with_the_opposite_signal(tmp_path):
     a = make_dataset(tmp_path, "a", seed=1)
     b = make_dataset(tmp_path, "b", flip=True, seed=2)
-    cell = {"layer": 2, "token": "last_q"}
+    cell = {"site": "residual", "layer": 2, "token": "last_q"}
     datasets = {name: {"split": d[0], "shards": d[1], "cell": cell} for name, d in (("a", a), ("b", b))}
     rows = {(r.train, r.test): r for r in across_datasets(datasets, TOKENS, ProbeSettings())}
     assert set(rows) == {("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")}
@@ -61,7 +61,8 @@ def test_no_chosen_cell_is_a_recorded_skip(tmp_path):
 def test_domains_split_and_small_groups_are_skipped(tmp_path):
     split, shards, _, _ = make_dataset(tmp_path, "a")
     domain_of = {r["id"]: ("geo" if i < 100 else "math") for i, r in enumerate(split)}
-    rows = across_domains(split, shards, TOKENS, {"layer": 2, "token": "last_q"}, domain_of, ProbeSettings())
+    cell = {"site": "residual", "layer": 2, "token": "last_q"}
+    rows = across_domains(split, shards, TOKENS, cell, domain_of, ProbeSettings())
     by = {(r.train, r.test): r for r in rows}
     assert set(by) == {("geo", "geo"), ("geo", "math"), ("math", "geo"), ("math", "math")}
     assert by[("geo", "geo")].status == "ok" and by[("geo", "geo")].auc > 0.9
@@ -73,5 +74,6 @@ def test_domain_groups_and_transfer_counts():
               is_test=np.array([False, False, True, True]))
     groups = domain_groups(g, {"a": "x", "b": "x", "c": "y"})
     assert list(groups) == ["all", "x", "y"] and groups["x"].ids == ["a", "b"]
-    t = transfer("x", "y", g, g, 1, "last_q", ProbeSettings(min_per_class=1))
+    t = transfer("x", "y", g, g, Cell("mlp_output", 1, "last_q"), ProbeSettings(min_per_class=1))
+    assert (t.site, t.layer, t.token) == ("mlp_output", 1, "last_q")
     assert (t.n_train, t.n_train_wrong, t.n_test, t.n_test_wrong) == (2, 1, 2, 1)

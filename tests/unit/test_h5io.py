@@ -9,35 +9,39 @@ import numpy as np
 import pytest
 
 from truthmap.files import InputError
-from truthmap.h5io import CHUNK_ROWS, ActivationWriter, chunk_rows, read_layer, read_meta
+from truthmap.h5io import CHUNK_ROWS, ActivationWriter, chunk_rows, dataset_name, read_layer, read_meta
 
 TOKENS = ["last_q", "exact_answer_first", "-1"]
+SITE = "mlp_input"
 
 
-def make_data(n: int, hidden: int, layers=(0, 2), seed: int = 0):
+def make_data(n: int, hidden: int, layers=(0, 2), seed: int = 0, widths=None):
+    """Index arrays and a block per (site, layer) dataset; ``widths`` ({site: H}) defaults to
+    one site, :data:`SITE`, of width ``hidden``."""
     rng = np.random.default_rng(seed)
     ids = [f"question-{i}-é" for i in range(n)]  # non-ASCII ids survive the round trip
     labels = rng.integers(0, 2, size=n)
     positions = rng.integers(0, 50, size=(n, len(TOKENS)))
     positions[rng.random(positions.shape) < 0.2] = -1
-    blocks = {layer: rng.normal(size=(n, len(TOKENS), hidden)) for layer in layers}
+    blocks = {dataset_name(site, layer): rng.normal(size=(n, len(TOKENS), hidden if layer == -1 else width))
+              for site, width in (widths or {SITE: hidden}).items() for layer in layers}
     return ids, labels, positions, blocks
 
 
-def writer(path, ids, labels, positions, layers, hidden):
+def writer(path, ids, labels, positions, layers, hidden, widths=None):
     return ActivationWriter(
         path, ids=ids, labels=labels, positions=positions, tokens=TOKENS, layers=list(layers),
-        hidden_size=hidden, site="mlp_input", model="tiny-llama",
+        hidden_size=hidden, widths=widths or {SITE: hidden}, model="tiny-llama",
     )
 
 
-def write_all(path, n=10, hidden=4, layers=(0, 2), batches=((7, 2, 9), (0, 5), (8, 1, 3, 4, 6))):
+def write_all(path, n=10, hidden=4, layers=(0, 2), batches=((7, 2, 9), (0, 5), (8, 1, 3, 4, 6)), widths=None):
     """Write a shard in several calls, each with rows out of order."""
-    ids, labels, positions, blocks = make_data(n, hidden, layers)
-    with writer(path, ids, labels, positions, layers, hidden) as w:
+    ids, labels, positions, blocks = make_data(n, hidden, layers, widths=widths)
+    with writer(path, ids, labels, positions, layers, hidden, widths) as w:
         for rows in batches:
             rows = np.array(rows)
-            w.write(rows, {layer: blocks[layer][rows] for layer in layers})
+            w.write(rows, {name: block[rows] for name, block in blocks.items()})
     return ids, labels, positions, blocks
 
 
@@ -51,7 +55,7 @@ def test_round_trip_of_index_arrays_and_attributes(tmp_path):
     np.testing.assert_array_equal(meta.valid, positions >= 0)
     assert meta.tokens == TOKENS
     assert meta.layers == [0, 2]
-    assert (meta.site, meta.model, meta.hidden_size) == ("mlp_input", "tiny-llama", 4)
+    assert (meta.sites, meta.model, meta.hidden_size) == (["mlp_input"], "tiny-llama", 4)
     with h5py.File(path, "r") as f:
         np.testing.assert_array_equal(f["positions"][:], positions)
         assert f["positions"].dtype == np.int32
@@ -63,9 +67,26 @@ def test_rows_written_out_of_order_land_at_their_rows(tmp_path):
     path = tmp_path / "shard.h5"
     _, _, _, blocks = write_all(path)
     for layer in (0, 2):
-        block = read_layer(path, layer)
+        block = read_layer(path, SITE, layer)
         assert block.shape == (10, len(TOKENS), 4)
-        np.testing.assert_array_equal(block, blocks[layer].astype(np.float16))
+        np.testing.assert_array_equal(block, blocks[dataset_name(SITE, layer)].astype(np.float16))
+
+
+def test_sites_of_their_own_widths_and_one_embeddings_row(tmp_path):
+    path = tmp_path / "shard.h5"
+    widths = {"mlp_down_input": 6, "residual": 4}
+    _, _, _, blocks = write_all(path, layers=(-1, 0, 2), widths=widths)
+    meta = read_meta(path)
+    assert meta.sites == ["mlp_down_input", "residual"] and meta.layers == [-1, 0, 2]
+    for site, width in widths.items():
+        for layer in (0, 2):
+            block = read_layer(path, site, layer)
+            assert block.shape == (10, len(TOKENS), width)
+            np.testing.assert_array_equal(block, blocks[f"sites/{site}/{layer}"].astype(np.float16))
+        # the embeddings row is stored once and read whatever the site
+        np.testing.assert_array_equal(read_layer(path, site, -1), blocks["embeddings"].astype(np.float16))
+    with h5py.File(path, "r") as f:
+        assert sorted(f["sites"]) == ["mlp_down_input", "residual"] and f["embeddings"].shape == (10, 3, 4)
 
 
 def test_layers_are_stored_and_read_as_float16(tmp_path):
@@ -73,10 +94,10 @@ def test_layers_are_stored_and_read_as_float16(tmp_path):
     ids, labels, positions, _ = make_data(2, 3, layers=(1,))
     block = np.full((2, len(TOKENS), 3), 1 / 3)
     with writer(path, ids, labels, positions, [1], 3) as w:
-        w.write(np.array([1, 0]), {1: block})
+        w.write(np.array([1, 0]), {dataset_name(SITE, 1): block})
     with h5py.File(path, "r") as f:
-        assert f["layers/1"].dtype == np.float16
-    out = read_layer(path, 1)
+        assert f[dataset_name(SITE, 1)].dtype == np.float16
+    out = read_layer(path, SITE, 1)
     assert out.dtype == np.float16
     assert np.all(out == np.float16(1 / 3))
     assert np.all(out.astype(np.float64) != 1 / 3)  # rounded, so really stored at half precision
@@ -86,9 +107,9 @@ def test_read_layer_one_token(tmp_path):
     path = tmp_path / "shard.h5"
     _, _, _, blocks = write_all(path)
     for p in range(len(TOKENS)):
-        cell = read_layer(path, 2, token_index=p)
+        cell = read_layer(path, SITE, 2, token_index=p)
         assert cell.shape == (10, 4) and cell.dtype == np.float16
-        np.testing.assert_array_equal(cell, blocks[2][:, p, :].astype(np.float16))
+        np.testing.assert_array_equal(cell, blocks[dataset_name(SITE, 2)][:, p, :].astype(np.float16))
 
 
 @pytest.mark.parametrize("n, rows", [(10, 10), (300, 150), (512, CHUNK_ROWS)])
@@ -96,7 +117,7 @@ def test_chunks_hold_one_token_so_a_cell_read_touches_only_its_chunks(tmp_path, 
     path = tmp_path / "shard.h5"
     write_all(path, n=n, hidden=4, layers=(0,), batches=(np.arange(n)[::-1],))
     with h5py.File(path, "r") as f:
-        dset = f["layers/0"]
+        dset = f[dataset_name(SITE, 0)]
         assert dset.chunks == (rows, 1, 4)
         n_chunks = dset.id.get_num_chunks()
         assert n_chunks == -(-n // rows) * len(TOKENS)
@@ -111,7 +132,7 @@ def test_exception_inside_the_writer_leaves_no_file(tmp_path):
     ids, labels, positions, blocks = make_data(4, 2)
     with pytest.raises(RuntimeError, match="boom"):
         with writer(path, ids, labels, positions, [0, 2], 2) as w:
-            w.write(np.array([0, 1]), {0: blocks[0][:2], 2: blocks[2][:2]})
+            w.write(np.array([0, 1]), {name: block[:2] for name, block in blocks.items()})
             raise RuntimeError("boom")
     assert not path.exists()
     assert os.listdir(tmp_path) == []  # no temporary file left behind either
@@ -160,7 +181,7 @@ def test_unreadable_file_is_an_input_error_naming_the_path(tmp_path, content):
         write_all(tmp_path / "good.h5")
         content = (tmp_path / "good.h5").read_bytes()[:600]
     path.write_bytes(content)
-    for read in (read_meta, lambda p: read_layer(p, 0)):
+    for read in (read_meta, lambda p: read_layer(p, SITE, 0)):
         with pytest.raises(InputError, match="not a readable HDF5 file") as err:
             read(path)
         assert str(path) in str(err.value)
@@ -168,7 +189,7 @@ def test_unreadable_file_is_an_input_error_naming_the_path(tmp_path, content):
 
 def test_missing_file_is_an_input_error_naming_the_path(tmp_path):
     path = tmp_path / "nowhere" / "shard.h5"
-    for read in (read_meta, lambda p: read_layer(p, 0)):
+    for read in (read_meta, lambda p: read_layer(p, SITE, 0)):
         with pytest.raises(InputError, match="not found") as err:
             read(path)
         assert str(path) in str(err.value)
@@ -177,9 +198,13 @@ def test_missing_file_is_an_input_error_naming_the_path(tmp_path):
 def test_missing_layer_is_an_input_error(tmp_path):
     path = tmp_path / "shard.h5"
     write_all(path)
-    with pytest.raises(InputError, match=r"layer 7 was not extracted \(have \['0', '2'\]\)") as err:
-        read_layer(path, 7)
+    with pytest.raises(InputError, match=r"mlp_input of layer 7 was not extracted \(have mlp_input 0, mlp_input 2\)") as err:
+        read_layer(path, SITE, 7)
     assert str(path) in str(err.value)
+    with pytest.raises(InputError, match=r"residual of layer 0 was not extracted"):
+        read_layer(path, "residual", 0)
+    with pytest.raises(InputError, match=r"the embeddings \(layer -1\) was not extracted"):
+        read_layer(path, SITE, -1)
 
 
 def test_chunks_split_the_rows_evenly():
@@ -193,8 +218,9 @@ def test_chunks_split_the_rows_evenly():
 def test_values_beyond_float16_stop_the_write_with_layer_and_rows(tmp_path):
     path = tmp_path / "shard.h5"
     ids, labels, positions, blocks = make_data(4, 2)
-    blocks[2][3, 0, 0] = 1e6
-    with pytest.raises(ValueError, match=r"layer 2, rows \[3\]: hidden states are NaN or beyond the float16 range"):
+    blocks[dataset_name(SITE, 2)][3, 0, 0] = 1e6
+    with pytest.raises(ValueError, match=r"mlp_input of layer 2, rows \[3\]: hidden states are NaN or beyond the "
+                                         "float16 range"):
         with writer(path, ids, labels, positions, [0, 2], 2) as w:
             w.write(np.arange(4), blocks)
     assert not path.exists()
@@ -204,10 +230,10 @@ def test_a_tampered_shard_is_refused_on_read(tmp_path):
     path = tmp_path / "shard.h5"
     write_all(path, n=6, hidden=4, layers=(0, 1), batches=(np.arange(6),))
     with h5py.File(path, "r+") as f:
-        f["layers/0"][2, 1, 3] = np.nan
-        del f["layers/1"]
-        f["layers"].create_dataset("1", data=np.zeros((5, len(TOKENS), 4), dtype=np.float16))
-    with pytest.raises(InputError, match=r"layer 0 holds NaN or infinite values in rows \[2\]"):
-        read_layer(path, 0)
-    with pytest.raises(InputError, match=r"layer 1 has shape \(5, 3, 4\), expected \(6, 3, 4\)"):
-        read_layer(path, 1)
+        f[dataset_name(SITE, 0)][2, 1, 3] = np.nan
+        del f[dataset_name(SITE, 1)]
+        f.create_dataset(dataset_name(SITE, 1), data=np.zeros((5, len(TOKENS), 4), dtype=np.float16))
+    with pytest.raises(InputError, match=r"mlp_input of layer 0 holds NaN or infinite values in rows \[2\]"):
+        read_layer(path, SITE, 0)
+    with pytest.raises(InputError, match=r"mlp_input of layer 1 has shape \(5, 3, 4\), expected \(6, 3, 4\)"):
+        read_layer(path, SITE, 1)

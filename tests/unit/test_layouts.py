@@ -20,6 +20,8 @@ full few-shot extraction prompt (~1600 tokens) six times too long.
 
 from __future__ import annotations
 
+import itertools
+
 import dataclasses
 import re
 
@@ -399,8 +401,7 @@ _REFERENCES: dict = {}
 
 
 @pytest.mark.parametrize("batch_tokens", [64, 200])
-@pytest.mark.parametrize("site", ["residual", "mlp_input"])
-def test_activations_match_an_unbatched_forward(layout, stages, site, batch_tokens, tmp_path, monkeypatch):
+def test_activations_match_an_unbatched_forward(layout, stages, batch_tokens, tmp_path, monkeypatch):
     import truthmap.activations
 
     name, _, model, tok, info, guard = layout
@@ -425,8 +426,9 @@ def test_activations_match_an_unbatched_forward(layout, stages, site, batch_toke
     layers = [0, 1, NUM_LAYERS - 1]
     out = tmp_path / "shard.h5"
     calls, guard.longest = guard.calls, 0
+    sites = ["residual", "mlp_input"]
     extract_to_h5(model, str(out), ids=ids, seqs=fitted, positions=pos, labels=y, tokens=TOKENS, layers=layers,
-                  site=site, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=batch_tokens,
+                  sites=sites, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=batch_tokens,
                   share_prefix=True)
     assert guard.calls > calls and guard.longest == CONTEXT  # right up to the context, not past it
     # Small batches run every sequence alone; large ones batch the short prompts behind a shared prefix.
@@ -434,17 +436,17 @@ def test_activations_match_an_unbatched_forward(layout, stages, site, batch_toke
 
     meta = read_meta(out)
     assert meta.ids == ids and meta.tokens == TOKENS and meta.layers == layers
-    assert meta.site == site and meta.model == name and meta.hidden_size == 32
+    assert meta.sites == sites and meta.model == name and meta.hidden_size == 32
     assert meta.labels.tolist() == y.tolist()
     assert meta.valid.tolist() == (pos >= 0).tolist()
     assert meta.valid[:, TOKENS.index("exact_answer_first")].any()
 
-    for row, seq in enumerate(fitted):
+    for site, (row, seq) in itertools.product(sites, enumerate(fitted)):
         key = (name, site, ids[row])
         if key not in _REFERENCES:
             _REFERENCES[key] = _reference_states(model, seq, site)
-    for layer in layers:
-        block = read_layer(out, layer)
+    for site, layer in itertools.product(sites, layers):
+        block = read_layer(out, site, layer)
         assert block.shape == (len(ids), len(TOKENS), 32) and block.dtype == np.float16
         for row in range(len(ids)):
             ref = _REFERENCES[(name, site, ids[row])][layer]
@@ -605,13 +607,11 @@ def test_every_site_is_the_block_computed_by_hand(layout, stages, tmp_path):
     ids, seqs, positions, y = shard_inputs(gens, [x for x in labels if x["id"] != OTHER_ID],
                                            [r for r in stages["rows"] if r["id"] != OTHER_ID], TOKENS)
     layers = [0, 1]
-    read = {}
-    for site in SITES:
-        out = tmp_path / f"{site}.h5"
-        extract_to_h5(model, str(out), ids=ids, seqs=seqs, positions=positions, labels=y, tokens=TOKENS,
-                      layers=layers, site=site, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
-        assert read_meta(out).site == site
-        read[site] = {layer: read_layer(out, layer).astype(np.float32) for layer in layers}
+    out = tmp_path / "sites.h5"  # every site from the same forward passes
+    extract_to_h5(model, str(out), ids=ids, seqs=seqs, positions=positions, labels=y, tokens=TOKENS,
+                  layers=layers, sites=SITES, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
+    assert read_meta(out).sites == SITES
+    read = {site: {layer: read_layer(out, site, layer).astype(np.float32) for layer in layers} for site in SITES}
     assert read["mlp_down_input"][0].shape[2] == 64  # the intermediate size
     assert all(read[s][0].shape[2] == 32 for s in SITES if s != "mlp_down_input")
 
@@ -646,19 +646,19 @@ def test_a_site_the_blocks_lack_names_the_model_and_the_site(layout):
         pass
 
     with pytest.raises(InputError, match=rf"model tiny-{name}: its decoder blocks \(Bare\) have no attention "
-                                         r"output projection .* 'activations.site' 'attention_output'") as err:
+                                         r"output projection .* 'activations.sites' asks for 'attention_output'") as err:
         from truthmap.models import site_module
 
         site_module(Bare(), "attention_output", f"tiny-{name}")
-    assert "mlp_down_input" in err.value.hint
-    capture = PositionCapture(model, [0], "mlp_down_input")
-    assert capture.width == 64
+    assert "leave 'attention_output' out of 'activations.sites'" in err.value.hint
+    capture = PositionCapture(model, [0], ["mlp_down_input", "residual"])
+    assert capture.widths == {"mlp_down_input": 64, "residual": 32}
     capture.remove()
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("site", ["residual", "mlp_down_input"])
-def test_the_embeddings_row_is_the_first_blocks_input(layout, stages, tmp_path, site):
+@pytest.mark.parametrize("sites", [["residual"], ["mlp_down_input", "attention_output"]])
+def test_the_embeddings_row_is_the_first_blocks_input(layout, stages, tmp_path, sites):
     """Layer -1 holds the first block's input (hidden_states[0] of a plain forward) at the model's
     hidden size, whatever the site's width."""
     name, _, model, tok, info, _ = layout
@@ -667,9 +667,10 @@ def test_the_embeddings_row_is_the_first_blocks_input(layout, stages, tmp_path, 
     ids, seqs, positions, y = shard_inputs(stages["generations"], labels, rows, TOKENS)
     out = tmp_path / "emb.h5"
     extract_to_h5(model, str(out), ids=ids, seqs=seqs, positions=positions, labels=y, tokens=TOKENS,
-                  layers=[-1, 1], site=site, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
-    emb, deeper = read_layer(out, -1).astype(np.float32), read_layer(out, 1)
-    assert emb.shape[2] == 32 and deeper.shape[2] == (64 if site == "mlp_down_input" else 32)
+                  layers=[-1, 1], sites=sites, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
+    emb, deeper = read_layer(out, sites[0], -1).astype(np.float32), read_layer(out, sites[0], 1)
+    assert emb.shape[2] == 32 and deeper.shape[2] == (64 if sites[0] == "mlp_down_input" else 32)
+    np.testing.assert_array_equal(read_layer(out, sites[-1], -1), emb.astype(np.float16))  # one row for all sites
     for row, seq in enumerate(seqs):
         first = model(torch.tensor([seq]), output_hidden_states=True).hidden_states[0][0].float().numpy()
         for p, at in enumerate(positions[row]):
@@ -679,5 +680,5 @@ def test_the_embeddings_row_is_the_first_blocks_input(layout, stages, tmp_path, 
                 assert not emb[row, p].any()
     only = tmp_path / "only.h5"  # the embeddings alone: the pass stops before the first block
     extract_to_h5(model, str(only), ids=ids, seqs=seqs, positions=positions, labels=y, tokens=TOKENS,
-                  layers=[-1], site=site, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
-    np.testing.assert_array_equal(read_layer(only, -1), read_layer(out, -1))
+                  layers=[-1], sites=sites, model_name=info.name, pad_id=tok.pad_token_id, batch_tokens=200)
+    np.testing.assert_array_equal(read_layer(only, sites[0], -1), read_layer(out, sites[0], -1))

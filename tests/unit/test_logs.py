@@ -62,11 +62,11 @@ def test_hidden_states_beyond_float16_end_the_extraction_with_a_line(tmp_path):
         from truthmap.h5io import ActivationWriter
         with ActivationWriter({str(tmp_path / "000.h5")!r}, ids=["a", "b"], labels=np.array([0, 1], dtype=np.int8),
                               positions=np.zeros((2, 1), dtype=np.int64), tokens=["last_q"], layers=[3],
-                              hidden_size=2, site="residual", model="m") as writer:
-            writer.write(np.array([0, 1]), {{3: np.array([[[1.0, 2.0]], [[7e4, 0.0]]], dtype=np.float32)}})
+                              hidden_size=2, widths={{"residual": 2}}, model="m") as writer:
+            writer.write(np.array([0, 1]), {{"sites/residual/3": np.array([[[1.0, 2.0]], [[7e4, 0.0]]], dtype=np.float32)}})
     """)
     assert done.returncode == 1
-    message = f"error: {tmp_path / '000.h5'}: layer 3, rows [1]: hidden states are NaN or beyond the float16 range"
+    message = f"error: {tmp_path / '000.h5'}: residual of layer 3, rows [1]: hidden states are NaN or beyond the float16 range"
     for text in (done.stderr, log):
         assert message in text.splitlines() and "Traceback" not in text
         assert "hint: leave layer 3 out of config key 'layers'" in text

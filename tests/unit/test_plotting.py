@@ -163,22 +163,40 @@ def test_difference_map_draws_each_cell_minus_the_baseline(tmp_path, monkeypatch
     import truthmap.plotting as plotting
 
     drawn = {}
-    real = plotting._draw_grid
+    real = plotting._draw_grids
 
-    def spy(grid, layers, tokens, title, out_paths, annotate, scale, label):
-        drawn.update(grid=grid.copy(), scale=scale, label=label)
-        real(grid, layers, tokens, title, out_paths, annotate, scale, label)
+    def spy(panels, title, out_paths, annotate, scale, label):
+        drawn.update(panels={site: grid.copy() for site, (grid, _, _) in panels.items()}, scale=scale, label=label)
+        real(panels, title, out_paths, annotate, scale, label)
 
-    monkeypatch.setattr(plotting, "_draw_grid", spy)
+    monkeypatch.setattr(plotting, "_draw_grids", spy)
     rows = grid_rows(range(3), ["last_q", "-1"])
     rows[0]["auc"] = "NaN"
     plotting.plot_difference(rows, "logprob_min_exact", 0.7, "t", [tmp_path / "d.png", tmp_path / "d.pdf"])
     expected, _, _ = plotting.auc_grid(rows)
-    np.testing.assert_allclose(drawn["grid"], expected - 0.7)
-    assert np.isnan(drawn["grid"][0, 0])
+    (grid,) = drawn["panels"].values()
+    np.testing.assert_allclose(grid, expected - 0.7)
+    assert np.isnan(grid[0, 0])
     assert drawn["scale"]["center"] == 0.0 and drawn["scale"]["vmin"] == -drawn["scale"]["vmax"]
     assert drawn["label"] == "AUC minus logprob_min_exact (0.700)"
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "d.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_each_site_gets_its_own_panel_on_one_scale(tmp_path, captured_figures):
+    tokens = ["last_q", "-1"]
+    residual = [{**r, "site": "residual"} for r in grid_rows(range(3), tokens)]
+    mlp = [{**r, "site": "mlp_output", "auc": 1.5 - float(r["auc"])} for r in grid_rows(range(3), tokens)]
+    plot_heatmap(residual + mlp, "two sites", [tmp_path / "h.png"])
+    (fig,) = captured_figures
+    heatmaps = [ax for ax in fig.axes if ax.get_title().startswith("site: ")]
+    assert [ax.get_title() for ax in heatmaps] == ["site: residual", "site: mlp_output"]
+    assert fig._suptitle.get_text() == "two sites"
+    for ax, rows in zip(heatmaps, (residual, mlp)):
+        values = ax.collections[0].get_array().reshape(3, 2)
+        np.testing.assert_allclose(values, np.array([float(r["auc"]) for r in rows]).reshape(3, 2))
+        assert ax.collections[0].get_clim() == (0.5, 1.0)
+    assert len(fig.axes) == 3  # two panels, one colour bar
+    assert heatmaps[0].get_ylabel() == "Layer" and heatmaps[1].get_ylabel() == ""
 
 
 def test_the_embeddings_row_is_labelled_and_kept_when_ticks_thin(tmp_path, captured_figures):

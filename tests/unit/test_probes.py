@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from truthmap import probes
 from truthmap.settings import ProbeSettings, SplitSettings
 from truthmap.files import InputError, read_tsv, write_tsv
-from truthmap.h5io import ActivationWriter
+from truthmap.h5io import ActivationWriter, dataset_name
 from truthmap.probes import (
     SPLIT_COLUMNS,
     STALE_SHARD,
@@ -30,7 +30,9 @@ from truthmap.probes import (
     SplitFeatures,
     probe_layer,
     split_table,
+    load_split_features,
     train_layer,
+    train_sites,
 )
 
 
@@ -431,15 +433,17 @@ def activations(qid: str, layer: int) -> np.ndarray:
     """Deterministic (P, H) hidden states of one question: the id is readable from them."""
     i = int(qid[1:])
     block = np.empty((len(LAYER_TOKENS), HIDDEN), dtype=np.float32)
-    rng = np.random.default_rng(1000 * layer + i)
+    rng = np.random.default_rng(1000 * (layer + 1) + i)  # layer -1: the embeddings row
     block[:] = rng.normal(size=block.shape)
     block[0, 0] = 4.0 * (1 if i % 2 else -1)  # separable at last_q: odd questions are wrong
     block[1, 1] = i / 10  # the question's number, to check alignment
     return block
 
 
-def write_shard(path, ids, labels=None, tokens=LAYER_TOKENS, layers=(3, 5), batches=2, masked=()):
-    """A shard of ``ids`` written in shuffled order, over several ``write`` calls."""
+def write_shard(path, ids, labels=None, tokens=LAYER_TOKENS, layers=(3, 5), batches=2, masked=(),
+                sites=("residual",)):
+    """A shard of ``ids`` written in shuffled order, over several ``write`` calls; each further
+    site holds the first one's states scaled by its position in ``sites`` plus one."""
     labels = np.array([int(q[1:]) % 2 for q in ids]) if labels is None else np.asarray(labels)
     pos = np.tile(np.arange(len(tokens), dtype=np.int32) + 5, (len(ids), 1))
     for q in masked:
@@ -447,10 +451,11 @@ def write_shard(path, ids, labels=None, tokens=LAYER_TOKENS, layers=(3, 5), batc
     rng = np.random.default_rng(len(ids))
     with ActivationWriter(
         path, ids=ids, labels=labels, positions=pos, tokens=tokens, layers=list(layers),
-        hidden_size=HIDDEN, site="residual", model="tiny",
+        hidden_size=HIDDEN, widths=dict.fromkeys(sites, HIDDEN), model="tiny",
     ) as writer:
         for rows in np.array_split(rng.permutation(len(ids)), min(batches, len(ids))):
-            blocks = {lay: np.stack([activations(ids[r], lay) for r in rows]) for lay in layers}
+            blocks = {dataset_name(site, lay): (k + 1) * np.stack([activations(ids[r], lay) for r in rows])
+                      for k, site in enumerate(sites) for lay in layers}
             writer.write(rows, blocks)
     return str(path)
 
@@ -484,7 +489,7 @@ def shards(tmp_path, split_rows):
 def test_train_layer_aligns_shard_rows_with_the_split_by_id(monkeypatch, split_rows, shards):
     seen = {}
 
-    def capture(layer, tokens, data, cfg, other_splits=()):
+    def capture(layer, tokens, data, cfg, other_splits=(), site="residual"):
         seen.update(layer=layer, tokens=tokens, X=data.X, valid=data.valid, labels=data.labels,
                     is_test=data.is_test, common=data.common, ids=data.ids)
         return []
@@ -512,6 +517,33 @@ def test_train_layer_end_to_end(split_rows, shards):
     assert results[0].auc > 0.95  # separable at last_q
     again = train_layer(split_rows, shards[::-1], 3, LAYER_TOKENS, config())
     assert [r.auc for r in again] == [r.auc for r in results]
+
+
+def test_train_sites_reads_each_site_and_fits_the_embeddings_row_once(tmp_path, split_rows, monkeypatch):
+    import truthmap.probes as probes
+
+    sites = ("residual", "mlp_output")
+    ids = [r["id"] for r in split_rows]
+    masked = [r["id"] for r in split_rows if r["common"] == "0"]
+    path = write_shard(tmp_path / "s.h5", ids, masked=masked, layers=(-1, 3), sites=sites)
+    first = load_split_features(split_rows, [path], 3, LAYER_TOKENS, site="residual").X.astype(np.float32)
+    second = load_split_features(split_rows, [path], 3, LAYER_TOKENS, site="mlp_output").X.astype(np.float32)
+    np.testing.assert_allclose(second, 2 * first, rtol=1e-3)  # write_shard scales the second site by 2
+
+    results = train_sites(split_rows, [path], 3, LAYER_TOKENS, sites, config())
+    assert [(r.site, r.layer, r.token) for r in results] == [(s, 3, t) for s in sites for t in LAYER_TOKENS]
+    for site in sites:
+        alone = train_layer(split_rows, [path], 3, LAYER_TOKENS, config(), site=site)
+        timeless = [repr({**r.to_dict(), "fit_seconds": 0}) for r in results if r.site == site]  # NaN == NaN
+        assert timeless == [repr({**r.to_dict(), "fit_seconds": 0}) for r in alone]
+
+    reads = []
+    real = probes.load_split_features
+    monkeypatch.setattr(probes, "load_split_features", lambda *a, **k: reads.append(k.get("site")) or real(*a, **k))
+    emb = train_sites(split_rows, [path], -1, LAYER_TOKENS, sites, config())
+    assert reads == ["residual"]  # the embeddings row is the same at every site: read and fitted once
+    assert [(r.site, r.layer) for r in emb] == [(s, -1) for s in sites for _ in LAYER_TOKENS]
+    assert [r.auc for r in emb[:2]] == [r.auc for r in emb[2:]]
 
 
 def test_train_layer_per_cell_uses_more_examples(split_rows, shards):

@@ -19,7 +19,7 @@ from truthmap.results import (
 
 def cell(layer: int, token: str, auc: float = 0.7, **extra) -> dict:
     row = {c: 0 for c in AUC_COLUMNS}
-    row.update(layer=layer, token=token, auc=auc, ci_low=auc - 0.1, ci_high=auc + 0.1,
+    row.update(site="residual", layer=layer, token=token, auc=auc, ci_low=auc - 0.1, ci_high=auc + 0.1,
                status="ok", reason="", fit_seconds=0.01)
     row.update(extra)
     return row
@@ -55,8 +55,25 @@ def test_gather_cells_rejects_duplicate_cells(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     write_json(a, cell(3, "-1"))
     write_json(b, cell(3, "-1", auc=0.9))
-    with pytest.raises(InputError, match=r"duplicate cells \[\(3, '-1'\)\]"):
+    with pytest.raises(InputError, match=r"duplicate cells \[\('residual', 3, '-1'\)\]"):
         gather_cells([a, b])
+
+
+def test_gather_cells_orders_sites_as_listed_then_layers_then_tokens(tmp_path):
+    cells = [cell(1, "-1", site="mlp_output"), cell(0, "last_q", site="mlp_output"), cell(0, "-1", site="residual"),
+             cell(0, "last_q", site="residual")]
+    paths = []
+    for i, c in enumerate(cells):
+        paths.append(tmp_path / f"{i}.json")
+        write_json(paths[-1], c)
+    rows = gather_cells(paths)
+    assert [(r["site"], r["layer"], r["token"]) for r in rows] == [
+        ("mlp_output", 0, "last_q"), ("mlp_output", 1, "-1"), ("residual", 0, "last_q"), ("residual", 0, "-1")]
+
+
+def test_best_cells_count_the_embeddings_row_once():
+    rows = [cell(-1, "-1", 0.9, site="residual"), cell(-1, "-1", 0.9, site="mlp_output"), cell(3, "-1", 0.8, site="mlp_output")]
+    assert [(r["site"], r["layer"]) for r in best_cells(rows)] == [("residual", -1), ("mlp_output", 3)]
 
 
 def test_gather_cells_names_the_file_missing_a_column(tmp_path):
@@ -80,13 +97,13 @@ def test_gather_cells_of_nothing_is_empty():
 
 def test_best_cells_ranks_by_auc_and_skips_missing_values():
     rows = [
-        {"layer": 0, "token": "a", "auc": 0.61},
-        {"layer": 1, "token": "b", "auc": float("nan")},
-        {"layer": 2, "token": "c", "auc": None},
-        {"layer": 3, "token": "d", "auc": "NaN"},  # as read back from auc.tsv
-        {"layer": 4, "token": "e", "auc": "0.900000"},
-        {"layer": 5, "token": "f", "auc": 0.75},
-        {"layer": 6, "token": "g"},
+        {"site": "residual", "layer": 0, "token": "a", "auc": 0.61},
+        {"site": "residual", "layer": 1, "token": "b", "auc": float("nan")},
+        {"site": "residual", "layer": 2, "token": "c", "auc": None},
+        {"site": "residual", "layer": 3, "token": "d", "auc": "NaN"},  # as read back from auc.tsv
+        {"site": "residual", "layer": 4, "token": "e", "auc": "0.900000"},
+        {"site": "residual", "layer": 5, "token": "f", "auc": 0.75},
+        {"site": "residual", "layer": 6, "token": "g"},
     ]
     assert [r["layer"] for r in best_cells(rows)] == [4, 5, 0]
     assert [r["layer"] for r in best_cells(rows, k=2)] == [4, 5]
@@ -173,9 +190,9 @@ def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
         {"id": "e", "label": "1", "split": "test", "common": "0",
          "reason": "masked position(s): exact_answer_first, -1"},
     ]
-    columns = ("layer", "token", "auc", "ci_low", "ci_high")
+    columns = ("site", "layer", "token", "auc", "ci_low", "ci_high")
     auc = [
-        dict(zip(columns, values))
+        dict(zip(columns, ("residual", *values)))
         for values in [
             ("0", "last_q", "0.600000", "0.500000", "0.700000"),
             ("1", "-1", "NaN", "NaN", "NaN"),
@@ -194,8 +211,8 @@ def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
     assert s["n_probe_test"] == 2
     assert s["n_probe_test_wrong"] == 1
     assert s["best_cells_on_test_grid"] == [
-        {"layer": 1, "token": "last_q", "auc": 0.8, "ci_low": 0.65, "ci_high": 0.9},
-        {"layer": 0, "token": "last_q", "auc": 0.6, "ci_low": 0.5, "ci_high": 0.7},
+        {"site": "residual", "layer": 1, "token": "last_q", "auc": 0.8, "ci_low": 0.65, "ci_high": 0.9},
+        {"site": "residual", "layer": 0, "token": "last_q", "auc": 0.6, "ci_low": 0.5, "ci_high": 0.7},
     ]
     assert "optimistic" in s["best_cells_note"]
 

@@ -102,7 +102,8 @@ def schema_errors(config: dict) -> str:
     ("config", "message"),
     [
         (config_with("probe.Cee", 1.0), "'Cee' was unexpected"),
-        (config_with("activations.site", "attention"), "'attention' is not one of"),
+        (config_with("activations.sites", ["attention"]), "'attention' is not one of"),
+        (config_with("activations.sites", ["residual", "residual"]), "has non-unique elements"),
         (config_with("models.SmolLM2-135M-Instruct.trust_remote_code", "yes"), "'yes' is not of type 'boolean'"),
         (config_with("models.SmolLM2-135M-Instruct.allow_pickle", 1), "1 is not of type 'boolean'"),
         (config_with("models.SmolLM2-135M-Instruct.dtype", "fp8"), "'fp8' is not one of"),

@@ -109,8 +109,8 @@ def test_from_mapping_unknown_key_names_section_and_key():
 
 
 def test_from_mapping_runs_the_checks():
-    with pytest.raises(InputError, match="activations.site"):
-        ActivationSettings.from_mapping({"site": "attention"})
+    with pytest.raises(InputError, match="activations.sites"):
+        ActivationSettings.from_mapping({"sites": ["attention"]})
 
 
 def test_a_rule_reads_only_what_it_was_given():
@@ -194,7 +194,9 @@ def test_exact_answer_config_without_a_word_limit():
 @pytest.mark.parametrize(
     "kwargs, key",
     [
-        ({"site": "attn_output"}, "activations.site"),
+        ({"sites": ["attn_output"]}, "activations.sites"),
+        ({"sites": "residual"}, "activations.sites"),
+        ({"sites": []}, "activations.sites"),
         ({"batch_tokens": 0}, "activations.batch_tokens"),
     ],
 )
@@ -204,8 +206,17 @@ def test_activation_config_errors(kwargs, key):
 
 
 def test_activation_config_sites():
-    assert ActivationSettings(site="mlp_input").site == "mlp_input"
-    assert ActivationSettings().site == "residual"
+    assert ActivationSettings(sites=["mlp_input", "residual"]).sites == ["mlp_input", "residual"]
+    assert ActivationSettings().sites == ["residual"]
+
+
+def test_an_unknown_or_repeated_site_names_the_key_and_the_known_sites():
+    with pytest.raises(InputError) as err:
+        ActivationSettings(sites=["residual", "attn_output"])
+    assert str(err.value) == ("config key 'activations.sites': unknown site(s) ['attn_output']; known: residual, "
+                              "mlp_input, mlp_output, mlp_down_input, attention_output")
+    with pytest.raises(InputError, match="'activations.sites': a site is listed twice"):
+        ActivationSettings(sites=["residual", "mlp_output", "residual"])
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ FIXTURES_CONFIG = REPO / "tests" / "e2e" / "fixtures.yaml"
 RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
 TOKENS = ["last_q", "exact_answer_first", "exact_answer_last", "exact_answer_after_last",
           "-8", "-7", "-6", "-5", "-4", "-3", "-2", "-1"]
+SITES = ["residual", "mlp_input", "mlp_output", "mlp_down_input", "attention_output"]  # both test configs
 
 
 def test_lint_is_clean():
@@ -39,10 +40,15 @@ def test_profile_drops_the_script_timestamp_trigger():
 def test_auc_table_covers_the_grid(workdir):
     lines = (workdir / RESULTS / "auc.tsv").read_text().splitlines()
     header = lines[0].split("\t")
-    assert header[:5] == ["layer", "token", "auc", "ci_low", "ci_high"] and "n_test" in header
+    assert header[:6] == ["site", "layer", "token", "auc", "ci_low", "ci_high"] and "n_test" in header
     rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
-    # the embeddings row (-1) first, then the configured layers
-    assert [(int(r["layer"]), r["token"]) for r in rows] == [(layer, t) for layer in (-1, 0, 14, 29) for t in TOKENS]
+    # site by site as configured; the embeddings row (-1) first, then the configured layers
+    assert [(r["site"], int(r["layer"]), r["token"]) for r in rows] == [
+        (site, layer, t) for site in SITES for layer in (-1, 0, 14, 29) for t in TOKENS]
+    emb: dict[str, list[dict]] = {}  # the same embeddings row in every site's panel
+    for r in (r for r in rows if r["layer"] == "-1"):
+        emb.setdefault(r["token"], []).append({k: v for k, v in r.items() if k != "site"})
+    assert all(len(same) == len(SITES) and all(x == same[0] for x in same) for same in emb.values())
     for r in rows:
         if r["status"] == "ok":
             assert 0.0 <= float(r["ci_low"]) <= float(r["auc"]) <= float(r["ci_high"]) <= 1.0
@@ -67,7 +73,7 @@ def test_heatmap_files(workdir):
 
 
 def test_auc_table_has_the_within_group_columns(workdir):
-    rows = {(int(r["layer"]), r["token"]): r for r in read_tsv(workdir / RESULTS / "auc.tsv")}
+    rows = {(r["site"], int(r["layer"]), r["token"]): r for r in read_tsv(workdir / RESULTS / "auc.tsv")}
     fitted = [r for r in rows.values() if r["status"] == "ok"]
     assert fitted and all(int(r["groups"]) >= 1 for r in fitted)  # the built-in set's domains
     for r in fitted:
@@ -103,7 +109,7 @@ def test_detectors_and_generalisation(workdir):
     assert len(domains) == 8 * 8  # the built-in set's eight domains, every ordered pair
     datasets = (workdir / "results/SmolLM2-135M-Instruct/generalisation.tsv").read_text().splitlines()
     same = dict(zip(datasets[0].split("\t"), datasets[1].split("\t")))
-    assert (int(same["layer"]), same["token"]) == (best["layer"], best["token"])
+    assert (same["site"], int(same["layer"]), same["token"]) == (best["site"], best["layer"], best["token"])
     assert float(same["auc"]) == pytest.approx(best["auc"], abs=1e-6)  # A = B is the held-out AUC
     for name in ("detectors", "generalisation_domains"):
         assert (workdir / RESULTS / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -142,7 +148,7 @@ def test_every_dataset_gets_its_heatmap(fixture_runs, dataset):
     out = fixture_runs / "results" / "Gemma-3-270M" / dataset
     assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (out / "auc.tsv").read_text().splitlines()[1:]
-    assert len(rows) == (1 + 2) * len(TOKENS)  # the embeddings row and the fixture config's two layers
+    assert len(rows) == len(SITES) * (1 + 2) * len(TOKENS)  # the embeddings row and the config's two layers
     summary = json.loads((out / "summary.json").read_text())
     questions = [json.loads(x) for x in (fixture_runs / "results/datasets" / dataset / "questions.jsonl").open()]
     assert summary["n_questions"] == len(questions) > 0

@@ -67,19 +67,19 @@ def test_hand_edited_activation_shards(workdir, tmp_path):
     copy_run(workdir, tmp_path, "resources", "results/datasets/builtin", str(PREFIX))
     first, second = PREFIX / "activations/000.h5", PREFIX / "activations/001.h5"  # as the logs name them
     with h5py.File(tmp_path / first, "r+") as f:  # layer 0: a NaN; layer 14: a row short; layer 29 intact
-        f["layers/0"][2, 0, 0] = np.nan
-        shape = f["layers/14"].shape
-        del f["layers/14"]
-        f.create_dataset("layers/14", data=np.zeros((shape[0] - 1, *shape[1:]), dtype=np.float16))
+        f["sites/residual/0"][2, 0, 0] = np.nan
+        shape = f["sites/residual/14"].shape
+        del f["sites/residual/14"]
+        f.create_dataset("sites/residual/14", data=np.zeros((shape[0] - 1, *shape[1:]), dtype=np.float16))
     with h5py.File(tmp_path / second, "r+") as f:  # met only by the layer whose first shard is intact
         f.attrs["complete"] = False
     done = snakemake(tmp_path, tmp_path / "config.yaml", "--keep-going", str(PREFIX / "auc.tsv"), timeout=600)
     assert done.returncode != 0
     console = done.stdout + done.stderr
     logs = "logs/train_probes/SmolLM2-135M-Instruct/builtin"
-    assert_error_line(console, f"{first}: layer 0 holds NaN or infinite values in rows [2]",
+    assert_error_line(console, f"{first}: residual of layer 0 holds NaN or infinite values in rows [2]",
                       (tmp_path / logs / "layer0.log").read_text())
-    assert_error_line(console, f"{first}: layer 14 has shape ({shape[0] - 1}, {shape[1]}, {shape[2]}), "
+    assert_error_line(console, f"{first}: residual of layer 14 has shape ({shape[0] - 1}, {shape[1]}, {shape[2]}), "
                                f"expected {shape}", (tmp_path / logs / "layer14.log").read_text())
     assert_error_line(console, f"{second}: incomplete activation shard",
                       (tmp_path / logs / "layer29.log").read_text())

@@ -93,8 +93,8 @@ def changed_value(key: str, value):
         return value / 2
     if key.endswith("prompt_style"):
         return "chat"
-    if key.endswith("site"):
-        return "mlp_input"
+    if key.endswith("sites"):
+        return ["residual", "mlp_input"]
     if key.endswith("examples"):
         return "per_cell"
     if isinstance(value, str) and "{question}" in value:

@@ -13,7 +13,7 @@ rule extract_activations:
         code=library_code("extract_activations.py"),
         tokens=TOKENS,
         layers=SETTINGS.layers,
-        activations=SETTINGS.activations.pick("site", "embeddings", "batch_tokens", "share_prefix"),
+        activations=SETTINGS.activations.pick("sites", "embeddings", "batch_tokens", "share_prefix"),
         dtype=get_dtype,
     resources:
         mem_mb=get_model_mem_mb,

@@ -40,6 +40,7 @@ MODELS = list(SETTINGS.models)
 DATASETS = list(SETTINGS.datasets)
 SHARDS = [f"{i:03d}" for i in range(SETTINGS.shards)]
 TOKENS = SETTINGS.tokens
+SITES = SETTINGS.activations.sites
 
 
 wildcard_constraints:
@@ -48,6 +49,7 @@ wildcard_constraints:
     shard=r"\d{3}",
     layer=r"-1|\d+",
     token=r"[a-z_]+|-\d+",
+    site=r"[a-z_]+",
 
 
 def library_code(script):
@@ -124,9 +126,10 @@ def get_layers(wildcards):
 
 def get_probe_cells(wildcards):
     return expand(
-        "results/{model}/{dataset}/probes/cells/layer{layer}/{token}.json",
+        "results/{model}/{dataset}/probes/cells/{site}/layer{layer}/{token}.json",
         model=wildcards.model,
         dataset=wildcards.dataset,
+        site=SITES,
         layer=get_layers(wildcards),
         token=TOKENS,
     )

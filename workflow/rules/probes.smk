@@ -1,4 +1,4 @@
-# Stage 6: one probe per (layer, token) cell; cells of a layer share a process
+# Stage 6: one probe per (site, layer, token) cell; the cells of a layer share a process
 # (per-process start-up dominates a single cell's fit), each cell keeps its own output.
 
 
@@ -25,10 +25,12 @@ rule train_probes:
         split="results/{model}/{dataset}/probes/split.tsv",
         activations=expand("results/{{model}}/{{dataset}}/activations/{shard}.h5", shard=SHARDS),
     output:
-        expand("results/{{model}}/{{dataset}}/probes/cells/layer{{layer}}/{token}.json", token=TOKENS),
+        expand("results/{{model}}/{{dataset}}/probes/cells/{site}/layer{{layer}}/{token}.json", site=SITES,
+               token=TOKENS),
     params:
         code=library_code("train_probes.py"),
         tokens=TOKENS,
+        sites=SITES,
         probe=SETTINGS.probe.pick(
             "C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "cv_folds", "seed",
             "split_seeds",
