@@ -16,7 +16,7 @@ from truthmap.stats import within_group_summary
 #: What every cell's JSON holds (train_probes); auc.tsv adds the within-group columns.
 CELL_COLUMNS = (
     "site", "layer", "token", "auc", "ci_low", "ci_high", "auc_split_mean", "auc_split_std", "n_train", "n_test",
-    "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "n_excluded", "status", "reason",
+    "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "cv_folds", "n_excluded", "status", "reason",
 )
 WITHIN_COLUMNS = ("auc_within_group", "within_ci_low", "within_ci_high", "groups")
 AUC_COLUMNS = (*CELL_COLUMNS[:6], *WITHIN_COLUMNS, *CELL_COLUMNS[6:])
@@ -71,6 +71,23 @@ def best_cells(rows: Sequence[dict], k: int = 5) -> list[dict]:
             embeddings.add(r["token"])
         scored.append(r)
     return sorted(scored, key=lambda r: -float(r["auc"]))[:k]
+
+
+def honest_best_per_site(rows: Sequence[dict]) -> dict[str, dict | None]:
+    """Per site, the cell cross-validation on the training questions chooses
+    (:func:`truthmap.detectors.select_cells`) with its test AUC: which site detects errors best,
+    without the test set choosing."""
+    from truthmap.detectors import BEST_PROBE, select_cells
+
+    by_site: dict[str, list[dict]] = {}
+    for r in rows:
+        by_site.setdefault(str(r["site"]), []).append(r)
+    out = {}
+    for site, cells in by_site.items():
+        best = select_cells(cells)[BEST_PROBE]
+        out[site] = best and {"layer": int(best["layer"]), "token": best["token"],
+                              **{k: float(best[k]) for k in ("cv_auc", "auc", "ci_low", "ci_high")}}
+    return out
 
 
 def _isnan(value) -> bool:
@@ -139,4 +156,5 @@ def run_summary(generations: Sequence[dict], labels: Sequence[dict], split: Sequ
             for r in best_cells(auc)
         ],
         "best_cells_note": "the maximum of the test grid is optimistic; it is a summary, not a held-out result",
+        "best_cell_per_site": honest_best_per_site(auc),
     }

@@ -65,3 +65,17 @@ def test_synthetic_shards_carry_a_learnable_signal(tmp_path):
     gap = data.X[data.labels == 1].astype(np.float32).mean(0) - data.X[data.labels == 0].astype(np.float32).mean(0)
     assert np.linalg.norm(gap, axis=-1).min() > 0.5
     assert sum(r["split"] == "test" for r in rows) == pytest.approx(80, abs=2)
+
+
+def test_spread_bench_times_both_configurations_as_separate_jobs(tmp_path, capsys):
+    from truthmap import spread_bench
+
+    run = tmp_path / "run"
+    (run / "probes").mkdir(parents=True)
+    _, split = write_synthetic_shards(run / "activations", n=120, layers=2, tokens=DEFAULT_TOKENS[:2], hidden=8,
+                                      shards=2)
+    split.rename(run / "probes" / "split.tsv")
+    assert spread_bench.main([str(run), "--layers", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].strip().startswith("primary split only:") and out[1].strip().startswith("5 seeded splits:")
+    assert "x per job (the stage)" in out[2] and "fitting and scoring alone" in out[2]

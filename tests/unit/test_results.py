@@ -11,6 +11,7 @@ from truthmap.results import (
     AUC_COLUMNS,
     best_cells,
     gather_cells,
+    honest_best_per_site,
     label_summary,
     reason_kind,
     run_summary,
@@ -190,13 +191,13 @@ def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
         {"id": "e", "label": "1", "split": "test", "common": "0",
          "reason": "masked position(s): exact_answer_first, -1"},
     ]
-    columns = ("site", "layer", "token", "auc", "ci_low", "ci_high")
+    columns = ("site", "layer", "token", "auc", "ci_low", "ci_high", "status", "cv_auc", "cv_folds")
     auc = [
         dict(zip(columns, ("residual", *values)))
         for values in [
-            ("0", "last_q", "0.600000", "0.500000", "0.700000"),
-            ("1", "-1", "NaN", "NaN", "NaN"),
-            ("1", "last_q", "0.800000", "0.650000", "0.900000"),
+            ("0", "last_q", "0.600000", "0.500000", "0.700000", "ok", "0.900000", "5"),
+            ("1", "-1", "NaN", "NaN", "NaN", "skipped", "NaN", "0"),
+            ("1", "last_q", "0.800000", "0.650000", "0.900000", "ok", "0.700000", "5"),
         ]
     ]
     s = run_summary(generations, labels[::-1], split, auc)  # labels in another order
@@ -215,6 +216,19 @@ def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
         {"site": "residual", "layer": 0, "token": "last_q", "auc": 0.6, "ci_low": 0.5, "ci_high": 0.7},
     ]
     assert "optimistic" in s["best_cells_note"]
+    # chosen by cross-validation on training questions, not by the test AUC
+    assert s["best_cell_per_site"] == {"residual": {"layer": 0, "token": "last_q", "cv_auc": 0.9, "auc": 0.6,
+                                                    "ci_low": 0.5, "ci_high": 0.7}}
+
+
+def test_honest_best_per_site_chooses_within_each_site():
+    rows = [cell(3, "-1", 0.9, cv_auc=0.7), cell(4, "-1", 0.6, cv_auc=0.8),
+            cell(3, "-1", 0.7, site="mlp_output", cv_auc=0.75), cell(-1, "-1", 0.99, site="mlp_output", cv_auc=0.99),
+            cell(2, "-1", 0.5, site="attention_output", status="skipped", cv_auc=float("nan"))]
+    best = honest_best_per_site(rows)
+    assert (best["residual"]["layer"], best["residual"]["auc"]) == (4, 0.6)
+    assert (best["mlp_output"]["layer"], best["mlp_output"]["cv_auc"]) == (3, 0.75)  # never the embeddings row
+    assert best["attention_output"] is None
 
 
 # --------------------------------------------------------------------------- within_group_cells
