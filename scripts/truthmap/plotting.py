@@ -75,41 +75,51 @@ def plot_difference(
 
 
 def _draw_grids(panels: dict[str, tuple[np.ndarray, list[int], list[str]]], title: str,
-                out_paths: Sequence[str | os.PathLike], annotate: bool, scale: dict, colour_label: str) -> None:
-    """One Layer x Token grid per site: layer on y (0 at the top), token on x, skipped cells grey,
-    one colour bar for all."""
+                out_paths: Sequence[str | os.PathLike], annotate: bool, scale: dict, colour_label: str,
+                per_row: int = 3) -> None:
+    """One Layer x Token grid per site (at most ``per_row`` to a row): layer on y (0 at the top),
+    token on x, skipped cells grey, one colour bar for all."""
     n_layers = max(len(layers) for _, layers, _ in panels.values())
     n_tokens = max(len(tokens) for _, _, tokens in panels.values())
     height = max(4.5, 0.28 * n_layers + 1.8)
-    width = max(5.0, 0.62 * n_tokens + 2.4)
-    fig, axes = plt.subplots(1, len(panels), figsize=(width + (len(panels) - 1) * (width - 1.6), height),
-                             squeeze=False)
-    for i, (ax, (site, (grid, layers, tokens))) in enumerate(zip(axes[0], panels.items())):
-        last = i == len(panels) - 1
-        _draw_panel(ax, grid, layers, tokens, annotate, scale, colour_label if last else None)
+    width = max(4.0, 0.62 * n_tokens + 1.4)
+    cols = min(per_row, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols + 1, figsize=(cols * width + 1.0, rows * height), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * cols + [0.04]})
+    colour_bar = axes[0][cols]
+    for i, (site, (grid, layers, tokens)) in enumerate(panels.items()):
+        ax = axes[i // cols][i % cols]
+        _draw_panel(ax, grid, layers, tokens, annotate, scale, colour_bar if i == 0 else None, colour_label)
         if len(panels) > 1:
             ax.set_title(f"site: {site}", fontsize=10)
         elif site:
             ax.set_xlabel(f"Token (site: {site})")
-        if i:
+        if i % cols:
             ax.set_ylabel("")
+    for i in range(len(panels), rows * cols):  # empty slots of the last row
+        fig.delaxes(axes[i // cols][i % cols])
+    for r in range(1, rows):
+        fig.delaxes(axes[r][cols])
     if len(panels) > 1:
         fig.suptitle(title)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / fig.get_figheight()))  # room for the two-line title
     else:
         axes[0][0].set_title(title)
-    fig.tight_layout()
+        fig.tight_layout()
     _save(fig, out_paths)
 
 
 def _draw_panel(ax, grid: np.ndarray, layers: Sequence[int], tokens: Sequence[str], annotate: bool, scale: dict,
-                colour_label: str | None) -> None:
+                colour_bar, colour_label: str) -> None:
+    """One site's grid; the colour bar goes to ``colour_bar`` (an axes), or nowhere when None."""
     ax.set_facecolor("#e8e8e8")  # skipped cells (NaN) show as grey
     labels = ["emb" if layer == EMBEDDINGS_LAYER else layer for layer in layers]
     sns.heatmap(
         grid, ax=ax, **scale,
         xticklabels=tokens, yticklabels=labels,
         annot=annotate, fmt=".2f", annot_kws={"fontsize": 6},
-        cbar=colour_label is not None, cbar_kws={"label": colour_label, "shrink": 0.9} if colour_label else None,
+        cbar=colour_bar is not None, cbar_ax=colour_bar, cbar_kws={"label": colour_label},
         linewidths=0.3, linecolor="white",
     )
     ax.set_xlabel("Token")

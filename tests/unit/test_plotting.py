@@ -205,3 +205,16 @@ def test_the_embeddings_row_is_labelled_and_kept_when_ticks_thin(tmp_path, captu
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["emb", *(str(layer) for layer in range(0, 30, 2))]
     np.testing.assert_allclose(ax.get_yticks(), np.array([0, *range(1, 31, 2)]) + 0.5)
+
+
+def test_five_sites_wrap_to_two_rows_of_equal_panels(tmp_path, captured_figures):
+    sites = ["residual", "mlp_input", "mlp_output", "mlp_down_input", "attention_output"]
+    rows = [{**r, "site": site} for site in sites for r in grid_rows(range(4), ["last_q", "-1"])]
+    plot_heatmap(rows, "five", [tmp_path / "h.png"])
+    (fig,) = captured_figures
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("site: ")]
+    assert [ax.get_title()[6:] for ax in panels] == sites and len(fig.axes) == len(sites) + 1  # + the colour bar
+    tops = sorted({round(ax.get_position().y1, 3) for ax in panels}, reverse=True)
+    assert len(tops) == 2  # two rows: three panels, then two
+    widths = {round(ax.get_position().width, 3) for ax in panels}
+    assert len(widths) == 1
