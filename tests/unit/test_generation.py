@@ -183,3 +183,19 @@ def test_sampling_is_seeded_per_prompt_whatever_the_batches(tiny_model):
     assert _sampled(model, tok, prompts, [s + 1 for s in seeds], batch_size=4) != together
     with pytest.raises(ValueError, match="3 seeds for 4 prompts"):
         _sampled(model, tok, prompts, seeds[:3], batch_size=4)
+
+
+def test_sampled_extraction_keeps_each_pairs_seed_when_a_prompt_is_skipped(tiny_model):
+    from truthmap.generation import extract_short_answers
+
+    model, tok = tiny_model
+    pairs = [("Capital of France?", "It is Paris."), ("Capital?", "Rome " * 400), ("What is 17 + 25?", "42.")]
+    seeds = [5, 6, 7]
+
+    def replies(chosen):
+        return extract_short_answers([pairs[i] for i in chosen], model, tok, 4, 2, True, max_positions=256,
+                                     sampling=Sampling(1.0, 50, [seeds[i] for i in chosen]))
+
+    all_three = replies([0, 1, 2])
+    assert all_three[1][0] is None and "skipped" in all_three[1][1]  # too long even without demonstrations
+    assert [all_three[0], all_three[2]] == replies([0, 2])
