@@ -1,15 +1,18 @@
-"""Batched greedy decoding that keeps each chosen token's log-probability and logit.
+"""Batched decoding that keeps each chosen token's log-probability and logit.
 
 Prompts are sorted by length and decoded in batches with left padding and a KV
 cache. A sequence stops at an end-of-sequence id, at a stop id (a newline for
 plain-style prompts) or after ``max_new_tokens``; a batch ends when all of its
-sequences have stopped.
+sequences have stopped. Decoding is greedy unless a :class:`Sampling` is given
+(the exact-answer extraction's retries): then each prompt draws its tokens from
+its own seeded generator, so its continuation does not depend on which prompts
+share its batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -22,8 +25,19 @@ FinishReason = Literal["eos", "stop", "length"]
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """Seeded sampling in place of the greedy choice."""
+
+    temperature: float
+    top_k: int
+    """Draw among this many most likely tokens."""
+    seeds: Sequence[int]
+    """One seed per prompt, in the prompts' order."""
+
+
+@dataclass(frozen=True)
 class Generation:
-    """One greedy continuation."""
+    """One continuation."""
 
     gen_ids: list[int]
     """Generated ids, the final end-of-sequence or stop token included."""
@@ -58,7 +72,7 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def generate_greedy(
+def generate_batched(
     model,
     prompts: Sequence[Sequence[int]],
     *,
@@ -68,12 +82,16 @@ def generate_greedy(
     max_new_tokens: int,
     batch_size: int,
     progress: Callable[[int, int], None] | None = None,
+    sampling: Sampling | None = None,
 ) -> list[Generation]:
-    """Greedy continuations of ``prompts`` (token ids), in the order given."""
+    """Greedy continuations of ``prompts`` (token ids), in the order given; sampled ones with ``sampling``."""
+    if sampling is not None and len(sampling.seeds) != len(prompts):
+        raise ValueError(f"{len(sampling.seeds)} seeds for {len(prompts)} prompts")
     results: list[Generation | None] = [None] * len(prompts)
     done = 0
     for batch in length_batches([len(p) for p in prompts], batch_size):
-        outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens)
+        pick = _picker(sampling, batch)
+        outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens, pick)
         for i, out in zip(batch, outs):
             results[i] = out
         done += len(batch)
@@ -97,8 +115,28 @@ def shared_prefix_len(prompts: Sequence[Sequence[int]], minimum: int = 8) -> int
     return n if n >= minimum else 0
 
 
+def sample_tokens(logits: torch.Tensor, generators: Sequence[torch.Generator], temperature: float,
+                  top_k: int) -> torch.Tensor:
+    """One token per row of ``logits``, drawn among its ``top_k`` most likely at ``temperature``.
+
+    Row r draws from ``generators[r]`` alone (CPU generators: the draw is the same on any device).
+    """
+    values, ids = logits.float().topk(min(top_k, logits.shape[-1]), dim=-1)
+    probs = torch.softmax(values / temperature, dim=-1).cpu()
+    drawn = torch.stack([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(generators)])
+    return ids.gather(-1, drawn.to(ids.device))[:, 0]
+
+
+def _picker(sampling: Sampling | None, batch: Sequence[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How a batch chooses its next tokens: argmax, or each prompt's own seeded draw."""
+    if sampling is None:
+        return lambda logits: logits.argmax(-1)
+    generators = [torch.Generator().manual_seed(int(sampling.seeds[i])) for i in batch]
+    return lambda logits: sample_tokens(logits, generators, sampling.temperature, sampling.top_k)
+
+
 @torch.inference_mode()
-def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> list[Generation]:
+def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick) -> list[Generation]:
     """Decode one batch. A prefix shared by all prompts (chat template, few-shot
     demonstrations) is run once and its KV cache repeated over the batch; the
     rest is left-padded behind it, with position ids that skip the padding."""
@@ -142,7 +180,7 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens) -> li
         )
         past = out.past_key_values
         logits = out.logits[:, -1, :].float()
-        token = logits.argmax(-1)
+        token = pick(logits)
         logprob = torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
         chosen[:, step] = token.cpu()
         logprobs[:, step] = logprob.cpu()
@@ -218,7 +256,7 @@ def answer_questions(
     eos = eos_ids(model, tokenizer)
     stops = newline_ids(tokenizer) - eos if style == "plain" else set()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
-    outs = generate_greedy(
+    outs = generate_batched(
         model, prompts.ids, pad_id=pad, stop_ids=stops, eos=eos,
         max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, progress=progress,
     )
@@ -250,12 +288,14 @@ def extract_short_answers(
     has_chat_template: bool,
     progress: Callable[[int, int], None] | None = None,
     max_positions: int | None = None,
+    sampling: Sampling | None = None,
 ) -> list[tuple[str | None, str]]:
     """(the extractor's raw reply, what its prompt lost) for (question, long answer) pairs.
 
     A prompt longer than the extractor's context allows (``max_positions`` less
     ``max_new_tokens``) drops demonstrations, then the question's start; one that
     cannot fit at all is not fed: its reply is None and the note says why.
+    Greedy, or sampled with ``sampling`` (one seed per pair).
     """
     from truthmap.positions import decode
     from truthmap.prompts import extraction_prompt_ids
@@ -266,9 +306,10 @@ def extract_short_answers(
     fed = [i for i, fit in enumerate(fits) if fit.ids is not None]
     eos = eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
-    outs = generate_greedy(
+    fed_sampling = None if sampling is None else replace(sampling, seeds=[sampling.seeds[i] for i in fed])
+    outs = generate_batched(
         model, [fits[i].ids for i in fed], pad_id=pad, stop_ids=newline_ids(tokenizer) - eos, eos=eos,
-        max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, sampling=fed_sampling,
     ) if fed else []
     replies: list[str | None] = [None] * len(pairs)
     for i, out in zip(fed, outs, strict=True):

@@ -6,7 +6,9 @@ Two tasks:
   :mod:`truthmap.matching`); the exact answer is the matched span. For an
   incorrect answer an instruct model is prompted (few-shot) to copy the short
   answer out of the long one, or to say NO ANSWER; its reply is accepted only
-  if it occurs in the generated text and is short.
+  if it occurs in the generated text and is short. A failed try (an empty
+  reply, one not in the text, one too long) is tried again by seeded sampling,
+  up to ``tries`` in all, as the reference code does; NO ANSWER is final.
 - ``choice`` (Winogrande, Winobias, MNLI, IMDB): the first choice named in the
   answer (any of its surface forms, at word boundaries) is the model's pick and
   its span the exact answer; correct when it is the gold choice. No choice
@@ -18,14 +20,24 @@ kept, with a reason, and masked out of the exact-answer positions later.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from truthmap.matching import find_span, match_alias
-from truthmap.prompts import parse_extraction
+from truthmap.prompts import NO_ANSWER, parse_extraction
 
 Method = Literal["text", "number", "choice", "extracted", "none"]
+
+#: The extractor's reply for each (question, generated text) pair, and what its prompt lost to fit;
+#: the second argument is None for the greedy first try, else one sampling seed per pair.
+Extract = Callable[[list[tuple[str, str]], list[int] | None], list[tuple[str | None, str]]]
+
+#: Failures worth another try: the reply was empty, not in the text, or too long. NO ANSWER is the
+#: extractor's judgement and is final (the reference stops on it too); a prompt that does not fit
+#: would not fit again.
+RETRIED = ("reply is empty", "not in the generated text", "not a short answer")
 
 
 @dataclass(frozen=True)
@@ -63,12 +75,16 @@ class AnswerLabel:
     extractor_reply: str | None
     """The extractor's raw reply, for incorrect answers."""
     no_answer: bool
-    """The extractor said NO ANSWER (or nothing)."""
+    """The extractor said NO ANSWER (or no choice was named)."""
     reason: str
     """Why there is no exact answer; empty when there is one."""
     extractor_prompt_cut: str = ""
     """What the extraction prompt lost to fit the extractor's context (demonstrations, the
     question's start), or why it was skipped; empty when it fitted whole."""
+    extraction_tries: int = 0
+    """Extraction tries made: 0 without extraction, 1 for the greedy try alone, more with retries."""
+    extraction_failures: list[str] = field(default_factory=list)
+    """Why each failed try failed, in order (the last is ``reason`` when no try succeeded)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,8 +131,10 @@ def label_by_choice(qid: str, text: str, choices: dict[str, list[str]], answer: 
 def apply_extraction(label: AnswerLabel, text: str, reply: str, max_words: int | None) -> AnswerLabel:
     """Accept the extractor's reply only if it occurs in the generated text and is short."""
     short = parse_extraction(reply)
-    if short is None:
+    if short is None and NO_ANSWER.lower() in reply.lower():
         return replace(label, extractor_reply=reply, no_answer=True, reason="extractor said NO ANSWER")
+    if short is None:
+        return replace(label, extractor_reply=reply, reason="extractor's reply is empty")
     span = find_span(text, short)
     if span is None:
         return replace(
@@ -151,18 +169,54 @@ def shard_items(questions: Sequence[dict], generations: Sequence[dict]) -> list[
     ]
 
 
+def try_seed(seed: int, qid: str, attempt: int) -> int:
+    """The sampling seed of one question's try: a stable hash of the run's seed, the id and the try."""
+    digest = hashlib.blake2b(f"{seed}\0{qid}\0{attempt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def retried(label: AnswerLabel) -> bool:
+    """Whether a failed extraction is worth another try (see :data:`RETRIED`)."""
+    return label.exact_method == "none" and any(kind in label.reason for kind in RETRIED)
+
+
+def extract_with_retries(
+    items: Sequence[Item], labels: Sequence[AnswerLabel], extract: Extract, max_words: int | None,
+    tries: int = 1, seed: int = 0,
+) -> list[AnswerLabel]:
+    """Each label with the outcome of its extraction: a greedy try, then up to ``tries - 1`` sampled
+    ones while it fails in a way worth retrying. Every round's prompts go to ``extract`` in one call;
+    a try's seed depends only on ``seed``, the question id and the try (:func:`try_seed`)."""
+    out = list(labels)
+    todo = list(range(len(items)))
+    for attempt in range(tries):
+        if not todo:
+            break
+        seeds = None if attempt == 0 else [try_seed(seed, items[i].id, attempt) for i in todo]
+        replies = extract([(items[i].question, items[i].text) for i in todo], seeds)
+        for i, (reply, cut) in zip(todo, replies, strict=True):
+            if reply is None:
+                done = replace(labels[i], reason=f"extraction prompt does not fit the extractor's context ({cut})")
+            else:
+                done = apply_extraction(labels[i], items[i].text, reply, max_words)
+            failures = out[i].extraction_failures + ([done.reason] if done.reason else [])
+            out[i] = replace(done, extractor_prompt_cut=cut, extraction_tries=attempt + 1,
+                             extraction_failures=failures)
+        todo = [i for i in todo if retried(out[i])]
+    return out
+
+
 def label_shard(
-    items: Sequence[Item],
-    extract: Callable[[list[tuple[str, str]]], list[tuple[str | None, str]]],
-    max_words: int | None = None,
+    items: Sequence[Item], extract: Extract, max_words: int | None = None, tries: int = 1, seed: int = 0,
 ) -> list[AnswerLabel]:
     """Label every item; open questions answered wrongly go to the extractor.
 
     ``extract`` gets the (question, generated text) pairs of the incorrect
-    open answers in one call (so that it can batch them) and returns, per
-    pair, the raw reply (None when the prompt could not fit the extractor's
-    context) and what its prompt lost to fit (empty when nothing). It is not
-    called when there are none.
+    open answers of a round in one call (so that it can batch them), with None
+    for the greedy first try or one sampling seed per pair for a retry, and
+    returns, per pair, the raw reply (None when the prompt could not fit the
+    extractor's context) and what its prompt lost to fit (empty when nothing).
+    It is not called when there are none.
     """
     labels = [
         label_by_choice(it.id, it.text, it.choices or {}, it.answer or "") if it.task == "choice"
@@ -173,11 +227,7 @@ def label_shard(
     for i in [i for i in todo if not items[i].text.strip()]:
         labels[i] = replace(labels[i], reason="empty generation")
     todo = [i for i in todo if items[i].text.strip()]
-    replies = extract([(items[i].question, items[i].text) for i in todo]) if todo else []
-    for i, (reply, cut) in zip(todo, replies, strict=True):
-        if reply is None:
-            labels[i] = replace(labels[i], reason=f"extraction prompt does not fit the extractor's context ({cut})",
-                                extractor_prompt_cut=cut)
-        else:
-            labels[i] = replace(apply_extraction(labels[i], items[i].text, reply, max_words), extractor_prompt_cut=cut)
+    done = extract_with_retries([items[i] for i in todo], [labels[i] for i in todo], extract, max_words, tries, seed)
+    for i, label in zip(todo, done, strict=True):
+        labels[i] = label
     return labels

@@ -119,6 +119,7 @@ def label_summary(labels: Sequence[dict], generations: Sequence[dict]) -> dict:
         "no_exact_answer_reasons": dict(
             sorted(Counter(reason_kind(r["reason"]) for r in labels if r["exact_method"] == "none").items())
         ),
+        "exact_answer_coverage": exact_answer_coverage(labels),
         "finish_reasons": dict(sorted(Counter(g["finish_reason"] for g in generations).items())),
         "mean_generated_tokens": (
             sum(len(g["gen_ids"]) for g in generations) / len(generations) if generations else float("nan")
@@ -126,10 +127,36 @@ def label_summary(labels: Sequence[dict], generations: Sequence[dict]) -> dict:
     }
 
 
+def exact_answer_coverage(labels: Sequence[dict]) -> dict:
+    """How many wrong answers have an exact answer after the first extraction try and after the
+    retries, how many tries the found ones took, and why the rest have none (by kind of reason).
+
+    A wrong answer whose exact answer needed no extraction (a named choice) counts as found at
+    the first try; the first try's outcome is in every label (``extraction_tries``), so one run
+    gives both figures.
+    """
+    wrong = [r for r in labels if not r["correct"]]
+    found = [r for r in wrong if r["exact_method"] != "none"]
+    first = [r for r in found if r.get("extraction_tries", 0) <= 1]
+    share = (lambda k: k / len(wrong)) if wrong else (lambda k: float("nan"))
+    return {
+        "n_wrong": len(wrong),
+        "n_found_first_try": len(first),
+        "n_found": len(found),
+        "share_first_try": share(len(first)),
+        "share_after_retries": share(len(found)),
+        "tries_of_found": {str(k): n for k, n in sorted(Counter(r.get("extraction_tries", 0) for r in found).items())},
+        "first_try_failures": dict(sorted(Counter(
+            reason_kind(r["extraction_failures"][0]) for r in wrong if r.get("extraction_failures")).items())),
+        "not_found_reasons": dict(sorted(Counter(
+            reason_kind(r["reason"]) for r in wrong if r["exact_method"] == "none").items())),
+    }
+
+
 def reason_kind(reason: str) -> str:
     """A reason without its example-specific details, for counting."""
-    for kind in ("no choice named", "NO ANSWER", "not in the generated text", "not a short answer",
-                 "empty generation"):
+    for kind in ("no choice named", "NO ANSWER", "reply is empty", "not in the generated text",
+                 "not a short answer", "does not fit the extractor's context", "empty generation"):
         if kind in reason:
             return kind
     return reason

@@ -200,6 +200,17 @@ class ExactAnswerSettings(Section):
     max_words: int | None = setting(8, minimum=1)
     """Reject longer extractions (small extractors often copy the whole sentence); null accepts
     any length, like the reference code."""
+    tries: int = _positive_int(5)
+    """Most extraction tries per wrong answer, as the reference code (5). The first is greedy;
+    a reply that is empty, not in the generated text or longer than `max_words` is tried again
+    by seeded sampling; NO ANSWER is final. 1 keeps the greedy try alone."""
+    temperature: float = setting(1.0, exclusive_minimum=0)
+    """Sampling temperature of the tries after the first (the reference samples at 1.0)."""
+    top_k: int = _positive_int(50)
+    """Tries after the first sample among this many most likely tokens (the reference's 50)."""
+    seed: int = 0
+    """Seed of those samples: each question's try draws from its own generator, seeded by this
+    seed, the question id and the try, so the result depends on neither batches nor shards."""
 
 
 @dataclass(frozen=True, repr=False)

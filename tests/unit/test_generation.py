@@ -1,4 +1,4 @@
-"""Batched greedy decoding against transformers' own greedy generate and a full forward."""
+"""Batched decoding against transformers' own greedy generate and a full forward; seeded sampling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from truthmap.settings import GenerationSettings
-from truthmap.generation import answer_questions, eos_ids, generate_greedy, length_batches, newline_ids
+from truthmap.generation import (
+    Sampling,
+    answer_questions,
+    eos_ids,
+    generate_batched,
+    length_batches,
+    newline_ids,
+    sample_tokens,
+)
 
 PROMPTS = ["The capital of France is", "17 + 25 =", "Zürich", "I think it is Rome or"]
 
@@ -35,7 +43,7 @@ def test_length_batches_cover_every_index_once():
 def test_matches_transformers_greedy(tiny_model, batch_size):
     model, tok = tiny_model
     prompts = _ids(tok, PROMPTS)
-    ours = generate_greedy(
+    ours = generate_batched(
         model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(), max_new_tokens=6,
         batch_size=batch_size,
     )
@@ -47,7 +55,7 @@ def test_matches_transformers_greedy(tiny_model, batch_size):
 def test_logprobs_and_logits_match_a_full_forward(tiny_model):
     model, tok = tiny_model
     prompts = _ids(tok, PROMPTS)
-    (gen,) = generate_greedy(
+    (gen,) = generate_batched(
         model, prompts[:1], pad_id=tok.pad_token_id, stop_ids=set(), eos=set(), max_new_tokens=5,
         batch_size=1,
     )
@@ -63,12 +71,12 @@ def test_logprobs_and_logits_match_a_full_forward(tiny_model):
 def test_stops_at_eos_and_at_stop_ids(tiny_model):
     model, tok = tiny_model
     prompts = _ids(tok, PROMPTS)
-    (free,) = generate_greedy(model, prompts[:1], pad_id=0, stop_ids=set(), eos=set(), max_new_tokens=6, batch_size=1)
+    (free,) = generate_batched(model, prompts[:1], pad_id=0, stop_ids=set(), eos=set(), max_new_tokens=6, batch_size=1)
     second = free.gen_ids[1]
-    (eos_run,) = generate_greedy(model, prompts[:1], pad_id=0, stop_ids=set(), eos={second}, max_new_tokens=6,
+    (eos_run,) = generate_batched(model, prompts[:1], pad_id=0, stop_ids=set(), eos={second}, max_new_tokens=6,
                                  batch_size=1)
     assert eos_run.gen_ids == free.gen_ids[:2] and eos_run.finish_reason == "eos"
-    (stop_run,) = generate_greedy(model, prompts[:1], pad_id=0, stop_ids={second}, eos=set(), max_new_tokens=6,
+    (stop_run,) = generate_batched(model, prompts[:1], pad_id=0, stop_ids={second}, eos=set(), max_new_tokens=6,
                                   batch_size=1)
     assert stop_run.gen_ids == free.gen_ids[:2] and stop_run.finish_reason == "stop"
 
@@ -108,7 +116,7 @@ def test_shared_prefix_decoding_matches_transformers_greedy(tiny_model):
     model, tok = tiny_model
     prefix = "Answer the question concisely. The capital of France is Paris. "
     prompts = _ids(tok, [prefix + p for p in PROMPTS])
-    ours = generate_greedy(model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(),
+    ours = generate_batched(model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(),
                            max_new_tokens=6, batch_size=4)
     for prompt, gen in zip(prompts, ours):
         assert gen.gen_ids == _hf_greedy(model, tok, prompt, 6)
@@ -132,3 +140,62 @@ def test_a_prompt_too_long_for_the_context_keeps_its_end_and_says_so(tiny_model)
     assert long["prompt_tokens_cut"] > 0 and len(long["prompt_ids"]) == 60
     assert long["prompt_ids"][-5:] == tok(long["prompt"], add_special_tokens=False)["input_ids"][-5:]
     assert short["prompt_tokens_cut"] == 0
+
+
+# --------------------------------------------------------------------------- seeded sampling
+
+
+def _sampled(model, tok, prompts, seeds, batch_size, top_k=50, temperature=1.0):
+    return [g.gen_ids for g in generate_batched(
+        model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(), max_new_tokens=6,
+        batch_size=batch_size, sampling=Sampling(temperature, top_k, seeds),
+    )]
+
+
+def test_sampling_draws_from_the_top_k_at_the_temperature():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -5.0]])
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([sample_tokens(logits, [generator], temperature=0.5, top_k=3) for _ in range(4000)])
+    expected = torch.softmax(torch.tensor([4.0, 2.0, 0.0]), -1)
+    observed = torch.bincount(draws, minlength=5).float() / len(draws)
+    assert observed[3:].sum() == 0  # never outside the top 3
+    assert torch.allclose(observed[:3], expected, atol=0.02)
+
+
+def test_sampling_with_top_1_is_greedy(tiny_model):
+    model, tok = tiny_model
+    prompts = _ids(tok, PROMPTS)
+    greedy = [g.gen_ids for g in generate_batched(model, prompts, pad_id=tok.pad_token_id, stop_ids=set(),
+                                                  eos=set(), max_new_tokens=6, batch_size=4)]
+    assert _sampled(model, tok, prompts, [1, 2, 3, 4], batch_size=4, top_k=1) == greedy
+
+
+def test_sampling_is_seeded_per_prompt_whatever_the_batches(tiny_model):
+    model, tok = tiny_model
+    prompts = _ids(tok, PROMPTS)
+    seeds = [11, 22, 33, 44]
+    together = _sampled(model, tok, prompts, seeds, batch_size=4)
+    assert _sampled(model, tok, prompts, seeds, batch_size=4) == together  # reproducible
+    assert _sampled(model, tok, prompts, seeds, batch_size=1) == together  # one at a time
+    order = [2, 0, 3, 1]
+    shuffled = _sampled(model, tok, [prompts[i] for i in order], [seeds[i] for i in order], batch_size=3)
+    assert [shuffled[order.index(i)] for i in range(4)] == together  # other batch mates
+    assert _sampled(model, tok, prompts, [s + 1 for s in seeds], batch_size=4) != together
+    with pytest.raises(ValueError, match="3 seeds for 4 prompts"):
+        _sampled(model, tok, prompts, seeds[:3], batch_size=4)
+
+
+def test_sampled_extraction_keeps_each_pairs_seed_when_a_prompt_is_skipped(tiny_model):
+    from truthmap.generation import extract_short_answers
+
+    model, tok = tiny_model
+    pairs = [("Capital of France?", "It is Paris."), ("Capital?", "Rome " * 400), ("What is 17 + 25?", "42.")]
+    seeds = [5, 6, 7]
+
+    def replies(chosen):
+        return extract_short_answers([pairs[i] for i in chosen], model, tok, 4, 2, True, max_positions=256,
+                                     sampling=Sampling(1.0, 50, [seeds[i] for i in chosen]))
+
+    all_three = replies([0, 1, 2])
+    assert all_three[1][0] is None and "skipped" in all_three[1][1]  # too long even without demonstrations
+    assert [all_three[0], all_three[2]] == replies([0, 2])

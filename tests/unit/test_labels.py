@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from truthmap.labels import Item, apply_extraction, label_by_alias, label_by_choice, label_shard
+from truthmap.labels import Item, apply_extraction, label_by_alias, label_by_choice, label_shard, try_seed
 from truthmap.prompts import (
     EXTRACTION_SHOTS,
     NO_ANSWER,
@@ -45,7 +45,7 @@ def test_shard_labelling_calls_the_extractor_once_with_incorrect_answers_only():
         "Capital of Oman?": "Oman is a country in the Middle East with a long coast",
     }
 
-    def extract(pairs):
+    def extract(pairs, seeds=None):
         calls.append(pairs)
         return [(replies[q], "") for q, _ in pairs]
 
@@ -63,7 +63,7 @@ def test_shard_labelling_calls_the_extractor_once_with_incorrect_answers_only():
 
 
 def test_no_extractor_call_when_everything_is_correct():
-    def extract(pairs):
+    def extract(pairs, seeds=None):
         raise AssertionError("must not be called")
 
     (label,) = label_shard([Item("a", "q", "Paris", ["Paris"])], extract)
@@ -142,7 +142,7 @@ def test_choice_items_never_reach_the_extractor():
         Item("w2", "Who?", "Sarah, not Mary.", ["Mary"], "choice", {"Sarah": ["Sarah"], "Mary": ["Mary"]}, "Mary"),
     ]
 
-    def extract(pairs):
+    def extract(pairs, seeds=None):
         raise AssertionError("choice tasks need no extractor")
 
     first, second = label_shard(items, extract)
@@ -154,10 +154,107 @@ def test_extraction_prompts_cut_or_skipped_to_fit_are_recorded():
     items = [Item("a", "Capital of Mali?", "It is Dakar.", ["Bamako"]), Item("b", "Capital of Peru?", "Quito.", ["Lima"])]
     skipped = "skipped: longer than the 40 tokens the context leaves, even with question cut"
 
-    def extract(pairs):
+    def extract(pairs, seeds=None):
         return [("Dakar", "6 demonstrations dropped"), (None, skipped)]
 
     a, b = label_shard(items, extract)
     assert a.exact_answer == "Dakar" and a.extractor_prompt_cut == "6 demonstrations dropped" and a.reason == ""
     assert b.exact_method == "none" and b.extractor_reply is None and b.extractor_prompt_cut == skipped
     assert b.reason == f"extraction prompt does not fit the extractor's context ({skipped})"
+
+
+# --------------------------------------------------------------------------- retries
+
+
+RETRY_ITEMS = [
+    Item("ok", "Capital of Mali?", "The capital of Mali is Dakar.", ["Bamako"]),
+    Item("subject", "Capital of Chad?", "The capital of Chad is Abuja.", ["N'Djamena"]),
+    Item("never", "Capital of Peru?", "Peru is a country in South America.", ["Lima"]),
+    Item("none", "Capital of Fiji?", "I do not know.", ["Suva"]),
+    Item("long", "Capital of Oman?", "Oman's capital is the old port city of Sohar on the coast.", ["Muscat"]),
+    Item("empty", "Capital of Laos?", "The capital of Laos is Hanoi.", ["Vientiane"]),
+    Item("right", "Capital of Togo?", "The capital of Togo is Lome.", ["Lome"]),
+]
+
+
+def scripted_extractor(calls: list | None = None):
+    """A stand-in extractor whose reply depends only on the question and the seed (like the model
+    with its per-question generator): first tries are scripted, retries draw from candidates."""
+    import random
+
+    greedy = {"Capital of Mali?": "Dakar", "Capital of Chad?": "Chad", "Capital of Peru?": "Lima",
+              "Capital of Fiji?": NO_ANSWER, "Capital of Laos?": "",
+              "Capital of Oman?": "Oman's capital is the old port city of Sohar on the"}
+    sampled = {"Capital of Chad?": ["Chad", "Ndjamena", "Abuja"], "Capital of Peru?": ["Lima", "Cusco"],
+               "Capital of Laos?": ["Hanoi"], "Capital of Oman?": ["Sohar", "Muscat"]}
+
+    def extract(pairs, seeds):
+        if calls is not None:
+            calls.append(([q for q, _ in pairs], seeds))
+        if seeds is None:
+            return [(greedy[q], "") for q, _ in pairs]
+        return [(random.Random(seed).choice(sampled[q]), "") for (q, _), seed in zip(pairs, seeds, strict=True)]
+
+    return extract
+
+
+def test_one_try_is_the_greedy_extraction_alone():
+    calls = []
+    labels = {x.id: x for x in label_shard(RETRY_ITEMS, scripted_extractor(calls), max_words=8, tries=1)}
+    assert len(calls) == 1 and calls[0][1] is None
+    assert labels == {x.id: x for x in label_shard(RETRY_ITEMS, scripted_extractor(), max_words=8)}
+    assert labels["ok"].exact_answer == "Dakar" and labels["ok"].extraction_tries == 1
+    assert labels["subject"].exact_answer == "Chad"  # the subject, not the answer: the greedy try is kept as it is
+    assert labels["never"].exact_method == "none" and labels["never"].extraction_failures == [labels["never"].reason]
+    assert labels["empty"].reason == "extractor's reply is empty" and not labels["empty"].no_answer
+    assert labels["right"].extraction_tries == 0 and labels["right"].extraction_failures == []
+
+
+def test_only_failed_tries_that_may_succeed_are_retried():
+    calls = []
+    label_shard(RETRY_ITEMS, scripted_extractor(calls), max_words=8, tries=5)
+    first, *retries = calls
+    assert first == (["Capital of Mali?", "Capital of Chad?", "Capital of Peru?", "Capital of Fiji?",
+                      "Capital of Oman?", "Capital of Laos?"], None)
+    retried = {q for questions, seeds in retries for q in questions}
+    assert retried <= {"Capital of Peru?", "Capital of Oman?", "Capital of Laos?"}  # not in text, too long, empty
+    assert "Capital of Peru?" in retried and len(retries) == 4  # Peru never succeeds: retried to the last try
+    assert all(seeds is not None and len(seeds) == len(questions) for questions, seeds in retries)
+
+
+def test_tries_and_failures_are_recorded():
+    labels = {x.id: x for x in label_shard(RETRY_ITEMS, scripted_extractor(), max_words=8, tries=5)}
+    never = labels["never"]
+    assert never.exact_method == "none" and never.extraction_tries == 5
+    assert len(never.extraction_failures) == 5 and never.reason == never.extraction_failures[-1]
+    assert all("not in the generated text" in r for r in never.extraction_failures)
+    empty = labels["empty"]
+    assert empty.exact_answer == "Hanoi" and empty.extraction_tries == 2 and empty.reason == ""
+    assert empty.extraction_failures == ["extractor's reply is empty"] and not empty.no_answer
+    long = labels["long"]
+    assert long.extraction_failures[0].endswith("not a short answer")
+    assert (long.exact_answer, long.extraction_tries) in [("Sohar", len(long.extraction_failures) + 1), (None, 5)]
+    assert labels["none"].extraction_tries == 1 and labels["none"].no_answer  # NO ANSWER is final
+    assert labels["ok"].extraction_tries == 1 and labels["ok"].extraction_failures == []
+
+
+def test_retries_are_seeded_and_reproducible():
+    once = label_shard(RETRY_ITEMS, scripted_extractor(), max_words=8, tries=5, seed=3)
+    again = label_shard(RETRY_ITEMS, scripted_extractor(), max_words=8, tries=5, seed=3)
+    assert once == again
+    seeds = {}
+    for seed in (3, 4):
+        calls = []
+        label_shard(RETRY_ITEMS, scripted_extractor(calls), max_words=8, tries=5, seed=seed)
+        seeds[seed] = calls[1][1]
+    assert seeds[3] != seeds[4]
+    assert try_seed(3, "never", 1) == try_seed(3, "never", 1) != try_seed(3, "never", 2) != try_seed(4, "never", 1)
+    assert 0 <= try_seed(0, "x", 1) < 2**63
+
+
+def test_retries_do_not_depend_on_shards_or_order():
+    whole = {x.id: x for x in label_shard(RETRY_ITEMS, scripted_extractor(), max_words=8, tries=5)}
+    halves = [list(reversed(RETRY_ITEMS[:3])), RETRY_ITEMS[3:]]
+    parts = {x.id: x for half in halves for x in label_shard(half, scripted_extractor(), max_words=8, tries=5)}
+    assert parts == whole
+    assert any(x.extraction_tries > 1 and x.exact_method == "extracted" for x in whole.values())

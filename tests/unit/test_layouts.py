@@ -220,7 +220,7 @@ def stages(layout):
 
     calls = []
 
-    def extract(pairs):
+    def extract(pairs, seeds=None):
         replies = extract_short_answers(pairs, model, tok, MAX_NEW, 2, info.has_chat_template,
                                         max_positions=CONTEXT)
         calls.append((list(pairs), replies))

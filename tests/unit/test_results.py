@@ -10,6 +10,7 @@ from truthmap.files import InputError, write_json
 from truthmap.results import (
     AUC_COLUMNS,
     best_cells,
+    exact_answer_coverage,
     gather_cells,
     honest_best_per_site,
     label_summary,
@@ -121,6 +122,9 @@ def test_best_cells_ranks_by_auc_and_skips_missing_values():
         ("'Paris' is not in the generated text", "not in the generated text"),
         ("'the whole sentence here' is not a short answer (9 words)", "not a short answer"),
         ("empty generation", "empty generation"),
+        ("extractor's reply is empty", "reply is empty"),
+        ("extraction prompt does not fit the extractor's context (skipped: ...)",
+         "does not fit the extractor's context"),
         ("something else entirely", "something else entirely"),
         ("", ""),
     ],
@@ -168,6 +172,30 @@ def test_label_summary_counts():
     assert s["no_exact_answer_reasons"] == {"NO ANSWER": 2, "not in the generated text": 1}
     assert s["finish_reasons"] == {"eos": 3, "length": 1, "newline": 1}
     assert s["mean_generated_tokens"] == pytest.approx(2.0)
+
+
+def test_exact_answer_coverage_before_and_after_retries():
+    not_in = "extracted answer 'x' is not in the generated text"
+    too_long = "extracted answer has 9 words (max_words=8): not a short answer"
+    labels = [
+        {"correct": True, "exact_method": "text", "reason": ""},
+        {"correct": False, "exact_method": "extracted", "reason": "", "extraction_tries": 1, "extraction_failures": []},
+        {"correct": False, "exact_method": "extracted", "reason": "", "extraction_tries": 3,
+         "extraction_failures": [not_in, too_long]},
+        {"correct": False, "exact_method": "choice", "reason": ""},
+        {"correct": False, "exact_method": "none", "reason": not_in, "extraction_tries": 5,
+         "extraction_failures": [too_long] + [not_in] * 4},
+        {"correct": False, "exact_method": "none", "reason": "extractor said NO ANSWER", "extraction_tries": 1,
+         "extraction_failures": ["extractor said NO ANSWER"]},
+        {"correct": False, "exact_method": "none", "reason": "empty generation"},
+    ]
+    c = exact_answer_coverage(labels)
+    assert (c["n_wrong"], c["n_found_first_try"], c["n_found"]) == (6, 2, 3)
+    assert c["share_first_try"] == pytest.approx(2 / 6) and c["share_after_retries"] == pytest.approx(3 / 6)
+    assert c["tries_of_found"] == {"0": 1, "1": 1, "3": 1}
+    assert c["first_try_failures"] == {"NO ANSWER": 1, "not a short answer": 1, "not in the generated text": 1}
+    assert c["not_found_reasons"] == {"NO ANSWER": 1, "empty generation": 1, "not in the generated text": 1}
+    assert math.isnan(exact_answer_coverage(labels[:1])["share_after_retries"])
 
 
 def test_label_summary_of_nothing():

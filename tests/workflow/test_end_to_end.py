@@ -121,6 +121,10 @@ def test_summary(workdir):
     assert 0 <= summary["accuracy"] <= 1
     assert summary["n_probe_examples"] + summary["n_left_out_of_cells"] == 64
     assert summary["positive_class"].startswith("wrong")
+    coverage = summary["exact_answer_coverage"]
+    assert coverage["n_wrong"] == 64 - summary["n_correct"]
+    assert coverage["n_found_first_try"] <= coverage["n_found"] == coverage["n_wrong"] - summary["n_wrong_no_exact_answer"]
+    assert sum(coverage["not_found_reasons"].values()) == summary["n_wrong_no_exact_answer"]
 
 
 def test_second_run_does_nothing(workdir):

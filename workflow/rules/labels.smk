@@ -10,7 +10,9 @@ rule label_answers:
         "results/{model}/{dataset}/labels/{shard}.jsonl",
     params:
         code=library_code("label_answers.py"),
-        exact_answer=SETTINGS.exact_answer.pick("max_new_tokens", "batch_size", "max_words"),
+        exact_answer=SETTINGS.exact_answer.pick(
+            "max_new_tokens", "batch_size", "max_words", "tries", "temperature", "top_k", "seed"
+        ),
         dtype=get_extractor_dtype,
     resources:
         mem_mb=get_model_mem_mb,
