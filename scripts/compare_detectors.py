@@ -4,13 +4,14 @@ from truthmap import logs
 from truthmap.detectors import DETECTOR_COLUMNS, compare_detectors, detector_scores, question_groups
 from truthmap.files import read_json, read_jsonl, read_tsv, write_tsv
 from truthmap.questions import load_questions
+from truthmap.results import Cell
 from truthmap.settings import ProbeSettings
 
 log = logs.setup(snakemake.log[0], "compare_detectors")
 cfg = ProbeSettings.given(snakemake.params.probe)
-cells = {(str(c["site"]), int(c["layer"]), str(c["token"])): c for c in map(read_json, snakemake.input.cells)}
+cells = {Cell.of(c): c for c in map(read_json, snakemake.input.cells)}
 chosen = {
-    family: cell and cells[(str(cell["site"]), int(cell["layer"]), str(cell["token"]))]
+    family: cell and cells[Cell.of(cell)]
     for family, cell in read_json(snakemake.input.selection).items()
 }
 group_field = snakemake.params.group

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from truthmap.settings import ProbeSettings
 from truthmap.probes import cell_rows, class_shortfall, load_split_features, make_probe
+from truthmap.results import Cell
 from truthmap.stats import bootstrap_auc, roc_auc
 
 GENERALISATION_COLUMNS = (
@@ -56,19 +56,6 @@ class Transfer:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class Cell(NamedTuple):
-    """Where a probe reads: a site of a layer at a token position."""
-
-    site: str
-    layer: int
-    token: str
-
-    @classmethod
-    def of(cls, cell: Mapping) -> Cell:
-        """The cell a selection (``select_cells``) names."""
-        return cls(str(cell["site"]), int(cell["layer"]), str(cell["token"]))
 
 
 def cell_group(split_rows: list[dict], shard_paths: list[str], tokens: list[str], cell: Cell,

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from truthmap.results import rows_by_site  # noqa: E402
 from truthmap.settings import EMBEDDINGS_LAYER, TOKEN_NAMES  # noqa: E402
 from truthmap.files import atomic_path  # noqa: E402
 
@@ -31,14 +32,6 @@ def auc_grid(rows: Sequence[dict], column: str = "auc") -> tuple[np.ndarray, lis
     return grid, layers, tokens
 
 
-def site_rows(rows: Sequence[dict]) -> dict[str, list[dict]]:
-    """The rows of each site (``activations.sites``), in the order the sites first appear."""
-    out: dict[str, list[dict]] = {}
-    for r in rows:
-        out.setdefault(str(r.get("site") or ""), []).append(r)
-    return out or {"": []}
-
-
 def plot_heatmap(
     rows: Sequence[dict],
     title: str,
@@ -52,7 +45,7 @@ def plot_heatmap(
 
     ``column`` picks the value drawn: the pooled ``auc`` or ``auc_within_group``.
     """
-    panels = {site: auc_grid(part, column) for site, part in site_rows(rows).items()}
+    panels = {site: auc_grid(part, column) for site, part in (rows_by_site(rows) or {"": []}).items()}
     _draw_grids(panels, title, out_paths, annotate, dict(cmap="Blues", vmin=0.5, vmax=1.0), colour_label)
 
 
@@ -67,7 +60,7 @@ def plot_difference(
     """Each cell's AUC minus ``baseline_auc`` (a baseline detector's on the same test questions):
     blue where the probe beats the baseline, red where it does worse, white at a tie."""
     panels = {}
-    for site, part in site_rows(rows).items():
+    for site, part in (rows_by_site(rows) or {"": []}).items():
         grid, layers, tokens = auc_grid(part)
         panels[site] = (grid - baseline_auc, layers, tokens)
     _draw_grids(panels, title, out_paths, annotate, dict(cmap="RdBu", vmin=-0.5, vmax=0.5, center=0.0),

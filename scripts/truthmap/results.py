@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,6 +21,27 @@ CELL_COLUMNS = (
 )
 WITHIN_COLUMNS = ("auc_within_group", "within_ci_low", "within_ci_high", "groups")
 AUC_COLUMNS = (*CELL_COLUMNS[:6], *WITHIN_COLUMNS, *CELL_COLUMNS[6:])
+
+
+class Cell(NamedTuple):
+    """Where a probe reads: a site of a layer at a token position."""
+
+    site: str
+    layer: int
+    token: str
+
+    @classmethod
+    def of(cls, cell: Mapping) -> Cell:
+        """The cell a cell result or a selection (``select_cells``) names."""
+        return cls(str(cell["site"]), int(cell["layer"]), str(cell["token"]))
+
+
+def rows_by_site(rows: Sequence[Mapping]) -> dict[str, list]:
+    """The rows of each site (``activations.sites``), in the order the sites first appear."""
+    out: dict[str, list] = {}
+    for r in rows:
+        out.setdefault(str(r.get("site", "")), []).append(r)
+    return out
 
 
 def gather_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
@@ -79,11 +101,8 @@ def honest_best_per_site(rows: Sequence[dict]) -> dict[str, dict | None]:
     without the test set choosing."""
     from truthmap.detectors import BEST_PROBE, select_cells
 
-    by_site: dict[str, list[dict]] = {}
-    for r in rows:
-        by_site.setdefault(str(r["site"]), []).append(r)
     out = {}
-    for site, cells in by_site.items():
+    for site, cells in rows_by_site(rows).items():
         best = select_cells(cells)[BEST_PROBE]
         out[site] = best and {"layer": int(best["layer"]), "token": best["token"],
                               **{k: float(best[k]) for k in ("cv_auc", "auc", "ci_low", "ci_high")}}

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from truthmap.settings import ProbeSettings
-from truthmap.generalise import Cell, Group, across_datasets, across_domains, domain_groups, transfer
+from truthmap.generalise import Group, across_datasets, across_domains, domain_groups, transfer
 from truthmap.h5io import ActivationWriter
 from truthmap.probes import evaluate_cell
+from truthmap.results import Cell
 
 TOKENS = ["last_q", "-1"]
 
