@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from truthmap.generation import shared_prefix_len
-from truthmap.h5io import ActivationWriter, dataset_name
+from truthmap.h5io import ActivationWriter, dataset_name, site_layers
 from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, site_module, site_width
 from truthmap.settings import EMBEDDINGS_LAYER
 
@@ -66,13 +66,13 @@ class PositionCapture:
         self.hidden_size = int(model.config.get_text_config().hidden_size)
         block_layers = [layer for layer in self.layers if layer != EMBEDDINGS_LAYER]
         deepest = max(self.layers)
-        self._last = {dataset_name(site, deepest) for site in self.sites} if block_layers else {"embeddings"}
+        self._last = {dataset_name(site, deepest) for site in (self.sites if block_layers else [""])}
         self._seen: set[str] = set()
         self._handles = []
         self.widths: dict[str, int] = {}
         if EMBEDDINGS_LAYER in self.layers:
-            self._handles.append(blocks[0].register_forward_pre_hook(self._input_hook("embeddings"),
-                                                                     with_kwargs=True))
+            self._handles.append(blocks[0].register_forward_pre_hook(
+                self._input_hook(dataset_name("", EMBEDDINGS_LAYER)), with_kwargs=True))
         for site in self.sites:
             modules = {layer: site_module(blocks[layer], site, model_name) for layer in block_layers}
             self.widths[site] = (site_width(modules[deepest], site, self.hidden_size) if block_layers
@@ -110,8 +110,7 @@ class PositionCapture:
 
     def names(self) -> list[str]:
         """Every dataset this capture fills."""
-        return [dataset_name(site, layer) for layer in self.layers
-                for site in (self.sites if layer != EMBEDDINGS_LAYER else [""])]
+        return [dataset_name(site, layer) for site, layer in site_layers(self.sites, self.layers)]
 
     def remove(self) -> None:
         for handle in self._handles:

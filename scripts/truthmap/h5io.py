@@ -57,6 +57,13 @@ def dataset_name(site: str, layer: int) -> str:
     return "embeddings" if layer == EMBEDDINGS_LAYER else f"sites/{site}/{layer}"
 
 
+def site_layers(sites: Sequence[str], layers: Sequence[int]) -> list[tuple[str, int]]:
+    """Every (site, layer) a shard stores: each site of each block layer, and the embeddings row
+    (layer -1) once, under site ""."""
+    return [(site, layer) for layer in layers
+            for site in (sites if layer != EMBEDDINGS_LAYER else [""])]
+
+
 class ActivationWriter:
     """Write one shard: create with the index arrays, then fill (site, layer) blocks by rows.
 
@@ -100,12 +107,10 @@ class ActivationWriter:
         f.create_dataset("label", data=np.asarray(labels, dtype=np.int8))
         f.create_dataset("positions", data=positions.astype(np.int32))
         f.create_dataset("valid", data=positions >= 0)
-        shapes = {dataset_name(site, layer): width for site, width in self.widths.items()
-                  for layer in self.layers if layer != EMBEDDINGS_LAYER}
-        if EMBEDDINGS_LAYER in self.layers:
-            shapes[dataset_name("", EMBEDDINGS_LAYER)] = hidden_size
-        for name, width in shapes.items():
-            f.create_dataset(name, shape=(n, p, width), dtype=np.float16, chunks=(chunk_rows(n), 1, width))
+        for site, layer in site_layers(list(self.widths), self.layers):
+            width = hidden_size if layer == EMBEDDINGS_LAYER else self.widths[site]
+            f.create_dataset(dataset_name(site, layer), shape=(n, p, width), dtype=np.float16,
+                             chunks=(chunk_rows(n), 1, width))
         f.attrs.update(
             tokens=list(tokens), layers=self.layers, sites=list(self.widths), model=model,
             hidden_size=hidden_size, site_widths=list(self.widths.values()), complete=False,
@@ -218,8 +223,8 @@ def read_layer(path: str | os.PathLike, site: str, layer: int, token_index: int 
         block = dset[:] if token_index is None else dset[:, token_index, :]
     rows = np.flatnonzero(nonfinite_rows(block))
     if rows.size:
-        raise InputError(f"{path}: {_describe(dataset_name(site, layer))[0]} holds NaN or infinite values in rows "
-                         f"{rows[:5].tolist()} (a hidden state beyond the float16 range?)", hint=REMAKE)
+        raise InputError(f"{path}: {what} holds NaN or infinite values in rows {rows[:5].tolist()} "
+                         "(a hidden state beyond the float16 range?)", hint=REMAKE)
     return block
 
 
