@@ -39,12 +39,14 @@ UNREAD = _Unread()
 
 def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
             minimum: float | None = None, exclusive_minimum: float | None = None,
-            exclusive_maximum: float | None = None, schema: Mapping | None = None) -> Any:
+            exclusive_maximum: float | None = None, maximum: float | None = None,
+            schema: Mapping | None = None) -> Any:
     """A dataclass field with bounds that both :meth:`Section.check` and the schema use.
 
     ``schema`` adds JSON-schema keywords the type cannot say (``minItems``, name patterns).
     """
-    bounds = {"minimum": minimum, "exclusiveMinimum": exclusive_minimum, "exclusiveMaximum": exclusive_maximum}
+    bounds = {"minimum": minimum, "exclusiveMinimum": exclusive_minimum, "exclusiveMaximum": exclusive_maximum,
+              "maximum": maximum}
     metadata = {"bounds": {k: v for k, v in bounds.items() if v is not None}, "schema": dict(schema or {})}
     return field(default=default, default_factory=factory, metadata=metadata)
 
@@ -160,6 +162,8 @@ def check_value(key: str, value: Any, hint: Any, bounds: Mapping[str, float]) ->
         raise InputError(f"config key {key!r}: must be {'positive' if low == 0 else f'above {low}'}, got {value!r}")
     if "minimum" in bounds and value < bounds["minimum"]:
         raise InputError(f"config key {key!r}: must be at least {bounds['minimum']}, got {value!r}")
+    if "maximum" in bounds and value > bounds["maximum"]:
+        raise InputError(f"config key {key!r}: must be at most {bounds['maximum']}, got {value!r}")
 
 
 def fits(value: Any, hint: Any) -> bool:

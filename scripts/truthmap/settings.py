@@ -318,6 +318,36 @@ class DetectorSettings(Section):
 
 
 @dataclass(frozen=True, repr=False)
+class ResamplingSettings(Section):
+    """Resampled answers (the paper's error types, sample-based detectors and answers chosen by the
+    probe). Each question is answered `n` more times by seeded sampling; each sample is labelled like
+    the greedy answer."""
+
+    KEY: ClassVar[str] = "resampling"
+
+    n: int = setting(0, minimum=0)
+    """Samples per question; 0 turns resampling and every stage that reads it off."""
+    temperature: float = setting(1.0, minimum=0)
+    """Sampling temperature (the reference's 1.0); 0 is greedy, allowed only with `n: 1`."""
+    top_p: float = setting(1.0, exclusive_minimum=0, maximum=1)
+    """Nucleus sampling: draw among the most likely tokens whose probabilities reach this sum
+    (the reference's 1.0: off)."""
+    top_k: int = _positive_int(50)
+    """Draw among this many most likely tokens (the reference's 50)."""
+    seed: int = 0
+    """Seed of the samples: sample k of a question draws from its own generator, seeded by this
+    seed, the question id and k, so the samples depend on neither batches nor shards."""
+
+    def check(self) -> None:
+        super().check()
+        if self.temperature == 0 and self.n > 1:
+            raise InputError(
+                f"config key 'resampling.temperature': 0 (greedy) makes all {self.n} samples of a question "
+                "the same; use a temperature above 0, or n: 1"
+            )
+
+
+@dataclass(frozen=True, repr=False)
 class PlotSettings(Section):
     """Drawing the Layer x Token heatmap."""
 
@@ -368,6 +398,7 @@ class RunSettings(Section):
     split: SplitSettings = setting(factory=SplitSettings)
     probe: ProbeSettings = setting(factory=ProbeSettings)
     detectors: DetectorSettings = setting(factory=DetectorSettings)
+    resampling: ResamplingSettings = setting(factory=ResamplingSettings)
     plot: PlotSettings = setting(factory=PlotSettings)
 
     @classmethod
