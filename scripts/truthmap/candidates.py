@@ -148,6 +148,15 @@ def extract_candidates(model, out_path: str | os.PathLike, inputs: CandidateInpu
         capture.remove()
 
 
+def write_candidates(path: str | os.PathLike, inputs: CandidateInputs, cell: Cell | None, X: np.ndarray,
+                     model_name: str = "") -> None:
+    """Write candidates whose hidden states (R, H) are already at hand (rows not valid stay zero)."""
+    with _CandidateFile(path, inputs, cell, X.shape[1], model_name) as f:
+        rows = np.flatnonzero(inputs.positions >= 0)
+        if len(rows):
+            f.write(rows, np.asarray(X)[rows])
+
+
 class _CandidateFile:
     """The HDF5 file of one shard's candidates, renamed into place when complete."""
 

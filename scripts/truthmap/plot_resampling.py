@@ -74,7 +74,7 @@ def plot_answer_selection(rows: Sequence[dict], title: str, out_paths: Sequence[
     counts = {str(r["type"]): r["n"] for r in rows}
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{g}\n(n={counts[g]})" for g in groups], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0.0, 1.1)
+    ax.set_ylim(0.0, 1.18)
     ax.set_ylabel("Accuracy on the test questions, CI")
     ax.legend(fontsize=8, frameon=False, ncols=len(strategies), loc="upper center")
     ax.set_title(title, fontsize=10)

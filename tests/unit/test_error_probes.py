@@ -8,7 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from truthmap.error_probes import FINE_TYPES, probe_error_types
+from truthmap.error_probes import ERROR_PROBE_COLUMNS, FINE_TYPES, probe_error_types
+from truthmap.files import read_tsv, write_tsv
 from truthmap.h5io import ActivationWriter
 from truthmap.settings import ProbeSettings
 
@@ -93,6 +94,7 @@ def test_figure_renders(tmp_path):
 
     split, shards, rows, *_ = make_run(tmp_path, seed=2)
     table = [r.to_dict() for r in probe_error_types(split, shards, TOKENS, CELL, rows, ProbeSettings(bootstrap=100))]
+    write_tsv(tmp_path / "types.tsv", table, ERROR_PROBE_COLUMNS)  # as the plot rule reads it: strings
     paths = [tmp_path / "types.png", tmp_path / "types.pdf"]
-    plot_error_probes(table, "Error types: tiny on synthetic", paths)
+    plot_error_probes(read_tsv(tmp_path / "types.tsv"), "Error types: tiny on synthetic", paths)
     assert all(p.stat().st_size > 1000 for p in paths)
