@@ -33,6 +33,8 @@ class Sampling:
     """Draw among this many most likely tokens."""
     seeds: Sequence[int]
     """One seed per prompt, in the prompts' order."""
+    top_p: float = 1.0
+    """Then among the most likely of those whose probabilities reach this sum (1.0: all of them)."""
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,18 @@ def shared_prefix_len(prompts: Sequence[Sequence[int]], minimum: int = 8) -> int
 
 
 def sample_tokens(logits: torch.Tensor, generators: Sequence[torch.Generator], temperature: float,
-                  top_k: int) -> torch.Tensor:
-    """One token per row of ``logits``, drawn among its ``top_k`` most likely at ``temperature``.
+                  top_k: int, top_p: float = 1.0) -> torch.Tensor:
+    """One token per row of ``logits``, drawn among its ``top_k`` most likely at ``temperature``,
+    then among the fewest of those whose probabilities reach ``top_p`` (the most likely always stays).
 
     Row r draws from ``generators[r]`` alone (CPU generators: the draw is the same on any device).
     """
     values, ids = logits.float().topk(min(top_k, logits.shape[-1]), dim=-1)
     probs = torch.softmax(values / temperature, dim=-1).cpu()
+    if top_p < 1.0:
+        before = probs.cumsum(-1) - probs  # mass of the more likely tokens
+        probs = torch.where(before < top_p, probs, torch.zeros_like(probs))
+        probs = probs / probs.sum(-1, keepdim=True)
     drawn = torch.stack([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(generators)])
     return ids.gather(-1, drawn.to(ids.device))[:, 0]
 
@@ -132,7 +139,7 @@ def _picker(sampling: Sampling | None, batch: Sequence[int]) -> Callable[[torch.
     if sampling is None:
         return lambda logits: logits.argmax(-1)
     generators = [torch.Generator().manual_seed(int(sampling.seeds[i])) for i in batch]
-    return lambda logits: sample_tokens(logits, generators, sampling.temperature, sampling.top_k)
+    return lambda logits: sample_tokens(logits, generators, sampling.temperature, sampling.top_k, sampling.top_p)
 
 
 @torch.inference_mode()

@@ -162,6 +162,23 @@ def test_sampling_draws_from_the_top_k_at_the_temperature():
     assert torch.allclose(observed[:3], expected, atol=0.02)
 
 
+def test_top_p_keeps_the_fewest_likeliest_tokens_reaching_it():
+    # probabilities 0.5, 0.3, 0.15, 0.05: top_p 0.7 keeps the first two (0.5 < 0.7 <= 0.8), renormalised
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([sample_tokens(logits, [generator], 1.0, top_k=4, top_p=0.7) for _ in range(4000)])
+    observed = torch.bincount(draws, minlength=4).float() / len(draws)
+    assert observed[2:].sum() == 0
+    assert torch.allclose(observed[:2], torch.tensor([0.625, 0.375]), atol=0.03)
+    # a top_p below the likeliest token's probability still keeps it
+    tiny = torch.cat([sample_tokens(logits, [generator], 1.0, top_k=4, top_p=0.1) for _ in range(50)])
+    assert set(tiny.tolist()) == {0}
+    # top_p 1.0 draws exactly what the top-k sampler drew before top_p existed
+    a, b = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    assert all(int(sample_tokens(logits, [a], 1.0, 3, 1.0)) == int(sample_tokens(logits, [b], 1.0, 3))
+               for _ in range(200))
+
+
 def test_sampling_with_top_1_is_greedy(tiny_model):
     model, tok = tiny_model
     prompts = _ids(tok, PROMPTS)
