@@ -300,7 +300,9 @@ def label_free_stats(sample_answers: Sequence[str | None], greedy_answer: str | 
 def discrete_entropy(sizes: Sequence[int]) -> float:
     """-sum p ln p over clusters of the given sizes (natural log; empty clusters add nothing)."""
     total = sum(sizes)
-    return -sum(s / total * math.log(s / total) for s in sizes if s) if total else math.nan
+    if not total:
+        return math.nan
+    return 0.0 - sum(s / total * math.log(s / total) for s in sizes if s)  # 0.0 - ...: never -0.0
 
 
 # --------------------------------------------------------------------------------------------
