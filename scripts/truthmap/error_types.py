@@ -246,7 +246,7 @@ def stats_reason(stats: ErrorStats) -> str:
     if stats.n_samples == 0:
         return "no samples"
     if stats.n_without_exact == stats.n_samples:
-        return f"no sample has an exact answer or a correctness: all {stats.n_samples} extractions failed"
+        return f"no sample to cluster: all {stats.n_samples} are wrong without an exact answer (extraction failed)"
     return ""
 
 

@@ -347,7 +347,7 @@ def test_a_question_whose_extractions_all_failed_gets_a_reason_not_a_crash():
     row = error_type_rows([{"id": "q", "labels": [label() for _ in range(10)]}], [label()])[0]
     assert row["coarse_type"] == "unclustered"
     assert row["n_without_exact"] == 10
-    assert "all 10 extractions failed" in row["reason"]
+    assert "all 10 are wrong without an exact answer" in row["reason"]
     assert not any(row[name] for name in FINE_TYPES)
     assert (row["distinct_answers"], row["sample_agreement"], row["majority_sample"]) == (10, 0.0, 0)
 
