@@ -28,7 +28,8 @@ from math import comb
 import numpy as np
 
 from truthmap.candidates import Candidates, exact_span, read_candidates
-from truthmap.error_probes import COARSE_COLUMN, FINE_TYPES
+from truthmap.error_probes import COARSE_COLUMN
+from truthmap.error_types import FINE_TYPES
 from truthmap.files import InputError
 from truthmap.generalise import cell_group
 from truthmap.probes import class_shortfall, make_probe

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from truthmap.error_types import FINE_TYPES
 from truthmap.files import InputError
 from truthmap.generalise import Group, cell_group
 from truthmap.probes import make_probe
@@ -26,13 +27,9 @@ from truthmap.results import Cell
 from truthmap.settings import ProbeSettings
 from truthmap.stats import bootstrap_auc, roc_auc
 
-FINE_TYPES = (
-    "no_answer_is_largest", "wrong_is_largest_1", "wrong_is_largest_2", "right_is_largest_1",
-    "right_is_largest_2", "many_different_answers_1", "many_different_answers_2", "closely_competing_answers",
-)
-"""The 0/1 columns of ``error_types.tsv``, one per fine error type."""
-
 COARSE_COLUMN = "coarse_type"
+"""The column of ``error_types.tsv`` holding the mutually exclusive type; the fine types
+(:data:`truthmap.error_types.FINE_TYPES`) are 0/1 columns of their own."""
 
 ERROR_PROBE_COLUMNS = (
     "type", "kind", "site", "layer", "token", "n_train", "n_train_pos", "n_test", "n_test_pos", "prevalence",

@@ -18,7 +18,7 @@ from truthmap.choose import (
     random_picks,
 )
 from truthmap.candidates import Candidates
-from truthmap.error_probes import FINE_TYPES
+from truthmap.error_types import FINE_TYPES
 from truthmap.files import InputError, read_tsv, write_tsv
 from truthmap.h5io import ActivationWriter
 from truthmap.results import Cell

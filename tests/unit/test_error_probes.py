@@ -8,7 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from truthmap.error_probes import ERROR_PROBE_COLUMNS, FINE_TYPES, probe_error_types
+from truthmap.error_probes import ERROR_PROBE_COLUMNS, probe_error_types
+from truthmap.error_types import FINE_TYPES
 from truthmap.files import read_tsv, write_tsv
 from truthmap.h5io import ActivationWriter
 from truthmap.settings import ProbeSettings
