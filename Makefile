@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
+# Another experiment: make run CONFIG=config/resampling.yaml (its keys replace config/config.yaml's).
+CONFIG ?=
+CONFIG_ARGS := $(if $(CONFIG),--configfile $(CONFIG))
+SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default $(CONFIG_ARGS)
 
 .PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit workflow report stage-times bench config-docs clean clean-results
 
@@ -36,7 +39,7 @@ lint: $(STAMP)
 
 # One self-contained HTML page with every figure and table of the last `make run`.
 report: $(STAMP)
-	$(BIN)/snakemake --report report.html
+	$(BIN)/snakemake $(CONFIG_ARGS) --report report.html
 
 dry-run: $(STAMP)
 	$(SNAKEMAKE) --dry-run
@@ -53,6 +56,7 @@ config-docs: $(STAMP)
 # Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--dtype bfloat16".
 bench: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.bench $(BENCH_ARGS)
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.resample_bench
 
 # The virtualenv, rebuilt only when a requirements file changes.
 $(STAMP): requirements.txt requirements-models.txt

@@ -85,15 +85,20 @@ def generate_batched(
     batch_size: int,
     progress: Callable[[int, int], None] | None = None,
     sampling: Sampling | None = None,
+    share_prefix: bool = True,
 ) -> list[Generation]:
-    """Greedy continuations of ``prompts`` (token ids), in the order given; sampled ones with ``sampling``."""
+    """Greedy continuations of ``prompts`` (token ids), in the order given; sampled ones with ``sampling``.
+
+    ``share_prefix=False`` runs every prompt whole even where a batch shares a prefix (what the
+    resampling benchmark compares with)."""
     if sampling is not None and len(sampling.seeds) != len(prompts):
         raise ValueError(f"{len(sampling.seeds)} seeds for {len(prompts)} prompts")
     results: list[Generation | None] = [None] * len(prompts)
     done = 0
     for batch in length_batches([len(p) for p in prompts], batch_size):
         pick = _picker(sampling, batch)
-        outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens, pick)
+        outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens, pick,
+                               share_prefix)
         for i, out in zip(batch, outs):
             results[i] = out
         done += len(batch)
@@ -143,12 +148,12 @@ def _picker(sampling: Sampling | None, batch: Sequence[int]) -> Callable[[torch.
 
 
 @torch.inference_mode()
-def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick) -> list[Generation]:
+def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick, share_prefix=True) -> list[Generation]:
     """Decode one batch. A prefix shared by all prompts (chat template, few-shot
     demonstrations) is run once and its KV cache repeated over the batch; the
     rest is left-padded behind it, with position ids that skip the padding."""
     device = next(model.parameters()).device
-    shared = shared_prefix_len(prompts)
+    shared = shared_prefix_len(prompts) if share_prefix else 0
     past = None
     if shared:
         prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
