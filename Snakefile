@@ -26,6 +26,7 @@ include: "workflow/rules/probes.smk"
 include: "workflow/rules/detectors.smk"
 include: "workflow/rules/generalise.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/resampling.smk"
 
 
 # Light rules run on the submit host under a cluster executor (no submission).
@@ -43,6 +44,12 @@ localrules:
     plot_detectors,
     plot_dataset_generalisation,
     plot_domain_generalisation,
+    classify_errors,
+    probe_error_types,
+    choose_answers,
+    plot_error_types,
+    plot_error_type_probes,
+    plot_answer_selection,
 
 
 rule all:

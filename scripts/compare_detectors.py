@@ -23,6 +23,7 @@ inputs = detector_scores(
     [r for path in snakemake.input.p_true for r in read_tsv(path)] if snakemake.input.p_true else None,
     question_groups(load_questions(snakemake.input.questions), group_field),
     group_field,
+    read_tsv(snakemake.input.error_types) if snakemake.input.error_types else None,
 )
 rows = compare_detectors(inputs.test_ids, inputs.labels, inputs.scores, inputs.details, cfg, inputs.test_groups,
                          inputs.train_aucs)

@@ -15,6 +15,13 @@ likely wrong* (the positive class), so all AUCs read the same way:
   probe of the (layer, token) cell chosen by cross-validation on the training
   questions among all cells, among exact-answer cells, or among the layers at
   the last token. The test split never chooses a cell.
+- ``samples_disagreement``, ``samples_distinct_answers``, ``semantic_entropy``
+  (with ``resampling.n`` > 0): from the question's resampled answers, clustered
+  by their exact answers without looking at correctness
+  (:mod:`truthmap.error_types`): the share of samples *outside* the greedy
+  answer's cluster, the number of clusters, and the discrete semantic entropy
+  over the clusters (Farquhar et al., Nature 2024). Training-free: scored on
+  the training questions too, like the probability baselines.
 - ``group_prior`` (a control): the error rate, on the training questions, of
   the question's group (``meta.domain`` by default). It knows nothing of the
   answer; whatever AUC it reaches is what "which kind of question is this"
@@ -78,6 +85,19 @@ def baseline_scores(generation: Mapping, position_row: Mapping) -> dict[str, flo
             for agg, fn in AGGREGATES.items():
                 out[f"{quantity}_{agg}_{span}"] = -fn(part) if len(part) else float("nan")
     return out
+
+
+#: Sample-based detectors: each reads one column of a question's ``error_types.tsv`` row.
+SAMPLE_DETECTORS: dict[str, Callable[[Mapping], float]] = {
+    "samples_disagreement": lambda row: 1.0 - float(row["sample_agreement"]),
+    "samples_distinct_answers": lambda row: float(row["distinct_answers"]),
+    "semantic_entropy": lambda row: float(row["semantic_entropy"]),
+}
+
+
+def sample_scores(error_rows: Sequence[Mapping]) -> dict[str, dict[str, float]]:
+    """scores[method][id] of every sample-based detector (higher: more likely wrong)."""
+    return {method: {str(r["id"]): fn(r) for r in error_rows} for method, fn in SAMPLE_DETECTORS.items()}
 
 
 def select_cells(cells: Sequence[Mapping]) -> dict[str, dict | None]:
@@ -290,12 +310,14 @@ def detector_scores(
     p_true_rows: Sequence[Mapping] | None,
     groups: Mapping[str, str] | None = None,
     group_field: str = "domain",
+    error_rows: Sequence[Mapping] | None = None,
 ) -> DetectorInputs:
     """Every detector's scores on the probes' common test questions.
 
     ``chosen_cells[family]`` is the chosen cell's result (with ``test_ids`` and
     ``test_scores``) or None. ``groups`` ({id: group}, see :func:`question_groups`)
-    adds the ``group_prior`` control. The probability and logit baselines are
+    adds the ``group_prior`` control; ``error_rows`` (``error_types.tsv``) the
+    sample-based detectors. The probability, logit and sample-based baselines are
     also scored on the common training questions, P(True) on its training
     sample, for their training AUCs.
     """
@@ -323,6 +345,11 @@ def detector_scores(
                 scores.setdefault(method, {})[r["id"]] = value
             else:
                 train_scores.setdefault(method, []).append(value)
+    if error_rows is not None:
+        for method, by_id in sample_scores(error_rows).items():
+            scores[method] = {r["id"]: by_id[r["id"]] for r in test if r["id"] in by_id}
+            train_scores[method] = [by_id.get(r["id"], np.nan) for r in train]
+            details[method] = "from the resampled answers (error_types.tsv)"
     y_train = np.array([int(r["label"]) for r in train])
     train_aucs = {m: _auc_or_nan(y_train, np.array(v)) for m, v in train_scores.items()}
     if p_true_rows is not None:

@@ -145,6 +145,32 @@ def test_detector_scores_assemble_on_the_common_test_questions():
     assert scores["p_true"]["a"] == -1.0
 
 
+def test_sample_based_detectors_score_test_and_training_questions_from_the_error_types():
+    split = [
+        {"id": "a", "label": "1", "split": "test", "common": "1"},
+        {"id": "b", "label": "0", "split": "test", "common": "1"},
+        {"id": "d", "label": "1", "split": "train", "common": "1"},
+        {"id": "e", "label": "0", "split": "train", "common": "1"},
+    ]
+    gens = [{**GEN, "id": q} for q in "abde"]
+    pos = [{**POS, "id": q} for q in "abde"]
+    # a and d (wrong): samples scattered; b and e (right): samples agree with the greedy answer
+    error_rows = [
+        {"id": "a", "sample_agreement": "0.2", "distinct_answers": "6", "semantic_entropy": "1.6"},
+        {"id": "b", "sample_agreement": "0.9", "distinct_answers": "2", "semantic_entropy": "0.3"},
+        {"id": "d", "sample_agreement": "0.4", "distinct_answers": "4", "semantic_entropy": "1.2"},
+        {"id": "e", "sample_agreement": "1.0", "distinct_answers": "1", "semantic_entropy": "0.0"},
+    ]
+    inputs = detector_scores(split, gens, pos, {}, None, error_rows=error_rows)
+    assert inputs.scores["samples_disagreement"] == pytest.approx({"a": 0.8, "b": 0.1})
+    assert inputs.scores["samples_distinct_answers"] == {"a": 6.0, "b": 2.0}
+    assert inputs.scores["semantic_entropy"] == {"a": 1.6, "b": 0.3}
+    for method in ("samples_disagreement", "samples_distinct_answers", "semantic_entropy"):
+        assert inputs.train_aucs[method] == 1.0
+        assert "resampled" in inputs.details[method]
+    assert "semantic_entropy" not in detector_scores(split, gens, pos, {}, None).scores
+
+
 # --------------------------------------------------------------------------- group_prior and within-group AUCs
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from helpers import REPO, planned_jobs, snakemake
 
-from truthmap.files import read_tsv
+from truthmap.files import read_jsonl, read_tsv
 
 FIXTURES_CONFIG = REPO / "tests" / "e2e" / "fixtures.yaml"
 RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
@@ -113,6 +113,35 @@ def test_detectors_and_generalisation(workdir):
     assert float(same["auc"]) == pytest.approx(best["auc"], abs=1e-6)  # A = B is the held-out AUC
     for name in ("detectors", "generalisation_domains"):
         assert (workdir / RESULTS / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resampling_outputs(workdir):
+    """n = 3 samples per question: every stage of the paper's second half ran and agrees with the rest."""
+    res = workdir / RESULTS / "resampling"
+    questions = {q["id"] for path in (workdir / RESULTS / "generations").glob("*.jsonl") for q in read_jsonl(path)}
+    samples = [r for path in sorted((res / "samples").glob("*.jsonl")) for r in read_jsonl(path)]
+    assert {r["id"] for r in samples} == questions and all(len(r["samples"]) == 3 for r in samples)
+    labels = {r["id"]: r["labels"] for path in sorted((res / "labels").glob("*.jsonl")) for r in read_jsonl(path)}
+    assert set(labels) == questions and all(len(x) == 3 for x in labels.values())
+    errors = {r["id"]: r for r in read_tsv(res / "error_types.tsv")}
+    assert set(errors) == questions
+    for qid, row in errors.items():
+        assert int(row["correct_size"]) == sum(x["correct"] for x in labels[qid])
+    summary = read_tsv(res / "error_type_summary.tsv")
+    coarse = [r for r in summary if r["kind"] == "coarse"]
+    assert sum(int(r["count"]) for r in coarse) == len(questions)  # mutually exclusive
+    methods = {r["method"] for r in read_tsv(workdir / RESULTS / "detectors.tsv")}
+    assert {"samples_disagreement", "samples_distinct_answers", "semantic_entropy"} <= methods
+    probes = read_tsv(res / "error_type_probes.tsv")
+    assert probes and all(r["status"] == "ok" or r["reason"] for r in probes)
+    selection = read_tsv(res / "answer_selection.tsv")
+    overall = {r["strategy"]: r for r in selection if r["type"] == "all"}
+    assert set(overall) == {"greedy", "random", "majority", "probe"}
+    test_ids = {r["id"] for r in read_tsv(workdir / RESULTS / "probes" / "split.tsv") if r["split"] == "test"}
+    choices = read_tsv(res / "answer_choices.tsv")
+    assert {r["id"] for r in choices} == test_ids and int(overall["greedy"]["n"]) == len(test_ids)
+    for name in ("error_types", "error_type_probes", "answer_selection"):
+        assert (res / f"{name}.png").stat().st_size > 10_000 and (res / f"{name}.pdf").exists()
 
 
 def test_summary(workdir):

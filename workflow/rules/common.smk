@@ -68,6 +68,12 @@ def get_model_mem_mb(wildcards, input, attempt):
     return model_job_mem_mb(weights_bytes(model_dir), attempt)
 
 
+def get_resample_runtime(wildcards, input, attempt):
+    """Minutes for a job over one shard's resampled answers: n answers per question."""
+    n_answers = count_lines(input[0]) * max(1, SETTINGS.resampling.n)
+    return shard_job_minutes(n_answers, get_generation(wildcards)["max_new_tokens"], attempt)
+
+
 def get_shard_runtime(wildcards, input, attempt):
     """Minutes for a model job over one shard, from its questions and the generation budget."""
     return shard_job_minutes(count_lines(input[0]), get_generation(wildcards)["max_new_tokens"], attempt)
@@ -95,6 +101,12 @@ def get_generation(wildcards):
     """The generation settings of one (model, dataset): section, format, dataset and model keys."""
     settings = SETTINGS.generation_for(wildcards.model, wildcards.dataset)
     return settings.pick("template", "plain_template", "prompt_style", "max_new_tokens", "batch_size")
+
+
+def get_sample_generation(wildcards):
+    """What resampling takes of the generation settings: the prompt and the answer's length (the
+    samples of a question decode as one batch of their own, whatever ``batch_size``)."""
+    return {k: v for k, v in get_generation(wildcards).items() if k != "batch_size"}
 
 
 def get_dtype(wildcards):
@@ -146,6 +158,25 @@ def get_p_true_files(wildcards):
     )
 
 
+def get_error_types(wildcards):
+    """The resampled answers' error types and sample-based detectors, when resampling is on."""
+    if not SETTINGS.resampling.n:
+        return []
+    return f"results/{wildcards.model}/{wildcards.dataset}/resampling/error_types.tsv"
+
+
+RESAMPLING_TITLES = {
+    "error_types": "Error types",
+    "error_type_probes": "Probes that predict the error type",
+    "answer_selection": "Choosing the answer",
+}
+
+
+def get_resampling_title(wildcards, output):
+    """The title of a resampling figure, from its file name."""
+    return f"{RESAMPLING_TITLES[Path(output.png).stem]}: {wildcards.model} on {wildcards.dataset}"
+
+
 def get_generalisation_inputs(wildcards):
     """Per dataset of the run: its split, its chosen cells and its activation shards."""
     inputs = {}
@@ -181,4 +212,14 @@ def get_final_outputs():
     per_model = expand(
         "results/{model}/generalisation.{ext}", model=MODELS, ext=("tsv", "png", "pdf")
     )
-    return per_pair + per_model
+    resampling = expand(
+        "results/{model}/{dataset}/resampling/{name}",
+        model=MODELS,
+        dataset=DATASETS,
+        name=(
+            "error_types.tsv", "error_type_summary.tsv", "error_types.png", "error_types.pdf",
+            "error_type_probes.tsv", "error_type_probes.png", "error_type_probes.pdf",
+            "answer_selection.tsv", "answer_choices.tsv", "answer_selection.png", "answer_selection.pdf",
+        ),
+    )
+    return per_pair + per_model + (resampling if SETTINGS.resampling.n else [])

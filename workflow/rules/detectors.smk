@@ -34,6 +34,7 @@ rule compare_detectors:
         generations=expand("results/{{model}}/{{dataset}}/generations/{shard}.jsonl", shard=SHARDS),
         positions=expand("results/{{model}}/{{dataset}}/positions/{shard}.tsv", shard=SHARDS),
         p_true=get_p_true_files,
+        error_types=get_error_types,
         questions="results/datasets/{dataset}/questions.jsonl",
     output:
         report(
