@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -16,6 +17,7 @@ from truthmap.settings import (
     ExactAnswerSettings,
     GenerationSettings,
     ProbeSettings,
+    ResamplingSettings,
     RunSettings,
     SplitSettings,
     parse_tokens,
@@ -185,6 +187,26 @@ def test_generation_config_accepts_its_choices():
 def test_exact_answer_config_errors(kwargs, key):
     with pytest.raises(InputError, match=f"config key '{key}': must be at least 1"):
         ExactAnswerSettings(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n": -1}, "config key 'resampling.n': must be at least 0"),
+        ({"n": 2, "temperature": 0}, "config key 'resampling.temperature': 0 (greedy) makes all 2 samples"),
+        ({"top_p": 0}, "config key 'resampling.top_p': must be positive"),
+        ({"top_p": 1.5}, "config key 'resampling.top_p': must be at most 1"),
+        ({"top_k": 0}, "config key 'resampling.top_k': must be at least 1"),
+    ],
+)
+def test_resampling_config_errors(kwargs, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        ResamplingSettings(**kwargs)
+
+
+def test_resampling_is_off_by_default_and_greedy_allows_one_sample():
+    assert ResamplingSettings().n == 0
+    assert ResamplingSettings(n=1, temperature=0).temperature == 0
 
 
 def test_exact_answer_config_without_a_word_limit():

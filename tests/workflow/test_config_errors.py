@@ -34,6 +34,8 @@ def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
         (config_with("datasets.mine", {"source": "/no/such/file.jsonl"}), "config key 'datasets.mine.source'"),
         (config_with("generation.template", "no placeholder"), "generation.template"),
         (config_with("exact_answer.extractor", "ghost"), "config key 'exact_answer.extractor'"),
+        (config_with("resampling.n", -1), "config key 'resampling.n': -1 is less than the minimum of 0"),
+        (config_with("resampling", {"n": 4, "temperature": 0}), "config key 'resampling.temperature': 0 (greedy)"),
         (config_with("datasets.mine", {"source": str(FIXTURES / "triviaqa-hf.jsonl"), "format": "generic"}),
          "config key 'datasets.mine.format': 'generic' is not one of ['builtin', 'truthmap',"),
         (config_with("datasets.mine", {"source": str(FIXTURES / "triviaqa-hf.jsonl"), "format": "jsonl",
