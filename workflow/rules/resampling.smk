@@ -64,7 +64,12 @@ rule classify_errors:
             category="5. Resampled answers",
             labels={"model": "{model}", "dataset": "{dataset}", "kind": "error types per question"},
         ),
-        summary="results/{model}/{dataset}/resampling/error_type_summary.tsv",
+        summary=report(
+            "results/{model}/{dataset}/resampling/error_type_summary.tsv",
+            caption="../report/error_types.rst",
+            category="5. Resampled answers",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "error type shares"},
+        ),
     params:
         code=library_code("classify_errors.py"),
     log:
@@ -82,7 +87,12 @@ rule probe_error_types:
         activations=expand("results/{{model}}/{{dataset}}/activations/{shard}.h5", shard=SHARDS),
         error_types="results/{model}/{dataset}/resampling/error_types.tsv",
     output:
-        "results/{model}/{dataset}/resampling/error_type_probes.tsv",
+        report(
+            "results/{model}/{dataset}/resampling/error_type_probes.tsv",
+            caption="../report/error_type_probes.rst",
+            category="5. Resampled answers",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "error type probes table"},
+        ),
     params:
         code=library_code("probe_error_types.py"),
         probe=SETTINGS.probe.pick("C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "seed"),
@@ -137,7 +147,12 @@ rule choose_answers:
             category="5. Resampled answers",
             labels={"model": "{model}", "dataset": "{dataset}", "kind": "answer selection table"},
         ),
-        choices="results/{model}/{dataset}/resampling/answer_choices.tsv",
+        choices=report(
+            "results/{model}/{dataset}/resampling/answer_choices.tsv",
+            caption="../report/answer_selection_table.rst",
+            category="5. Resampled answers",
+            labels={"model": "{model}", "dataset": "{dataset}", "kind": "answer chosen per question"},
+        ),
     params:
         code=library_code("choose_answers.py"),
         probe=SETTINGS.probe.pick("C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "seed"),
