@@ -13,18 +13,20 @@ QUESTIONS = [
 CFG = GenerationSettings(max_new_tokens=6, batch_size=2)
 
 
-def _sample(model, tok, questions, n=4, seed=0, temperature=1.0):
-    return sample_answers(questions, model, tok, CFG, True, n=n, temperature=temperature, top_p=0.9, top_k=20,
+def _sample(model, tok, questions, n=4, seed=0, temperature=1.0, cfg=CFG):
+    return sample_answers(questions, model, tok, cfg, True, n=n, temperature=temperature, top_p=0.9, top_k=20,
                           seed=seed)
 
 
-def test_samples_do_not_depend_on_shards_or_order(tiny_model):
+def test_samples_do_not_depend_on_shards_order_or_batch_size(tiny_model):
     model, tok = tiny_model
     whole = {r["id"]: r for r in _sample(model, tok, QUESTIONS)}
     shard_a = _sample(model, tok, QUESTIONS[0::2])  # round-robin shards, as the workflow makes them
     shard_b = _sample(model, tok, QUESTIONS[1::2])
     reversed_ = _sample(model, tok, QUESTIONS[::-1])
-    for records in (shard_a + shard_b, reversed_):
+    # the generation's batch size does not reach the samples: a question's samples are one batch
+    other_batches = _sample(model, tok, QUESTIONS, cfg=GenerationSettings(max_new_tokens=6, batch_size=7))
+    for records in (shard_a + shard_b, reversed_, other_batches):
         assert {r["id"]: r for r in records} == whole
     assert _sample(model, tok, QUESTIONS) == [whole[q["id"]] for q in QUESTIONS]  # a rerun
 
