@@ -88,10 +88,11 @@ def submissions(log: str) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def slurm_run(cluster, workdir, tmp_path_factory):
     wd = tmp_path_factory.mktemp("slurm")
-    # The local run's config without P(True) (two model jobs fewer: time), which
+    # The local run's config without P(True) and resampling (model jobs fewer: time), which
     # changes none of the outputs compared below.
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config.setdefault("detectors", {})["p_true"] = False
+    config.setdefault("resampling", {})["n"] = 0
     (wd / "config.yaml").write_text(yaml.safe_dump(config))
     for path in COPIED:  # copies keep their times: nothing downstream looks older than its input
         shutil.copytree(workdir / path, wd / path, symlinks=True)
