@@ -18,11 +18,13 @@ from codeedits import reworded, with_statement_added
 from helpers import copy_code, planned_jobs, snakemake
 
 PLOTS = {"plot_heatmap", "plot_difference", "plot_detectors", "plot_dataset_generalisation",
-         "plot_domain_generalisation"}
+         "plot_domain_generalisation", "plot_error_types", "plot_error_type_probes", "plot_answer_selection"}
 BELOW_PROBES = {
     "gather_auc", "select_cells", "plot_heatmap", "plot_difference", "summarise_run", "compare_detectors",
     "plot_detectors",
     "generalise_datasets", "generalise_domains", "plot_dataset_generalisation", "plot_domain_generalisation",
+    # the resampling stages that read the chosen cell (the e2e config resamples)
+    "probe_error_types", "extract_candidates", "choose_answers", "plot_error_type_probes", "plot_answer_selection",
 }
 
 
