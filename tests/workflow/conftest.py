@@ -15,6 +15,6 @@ from helpers import snakemake
 def workdir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("e2e")
     shutil.copy(TEST_CONFIG, wd / "config.yaml")
-    done = snakemake(wd, wd / "config.yaml")
+    done = snakemake(wd, wd / "config.yaml", timeout=1800)  # every stage, resampling included
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return wd
