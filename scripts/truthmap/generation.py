@@ -245,6 +245,14 @@ def answer_prompts(
     return AnswerPrompts(style, texts, [ids for ids, _ in fitted], [cut for _, cut in fitted])
 
 
+def answer_stops(model, tokenizer, style: Literal["chat", "plain"]) -> tuple[set[int], set[int], int]:
+    """(end-of-sequence ids, stop ids, pad id) of an answer: a plain-style answer also stops at a newline."""
+    eos = eos_ids(model, tokenizer)
+    stops = newline_ids(tokenizer) - eos if style == "plain" else set()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    return eos, stops, pad
+
+
 def answer_questions(
     questions: Sequence[dict],
     model,
@@ -265,9 +273,7 @@ def answer_questions(
 
     prompts = answer_prompts(questions, tokenizer, cfg, has_chat_template, max_positions)
     style = prompts.style
-    eos = eos_ids(model, tokenizer)
-    stops = newline_ids(tokenizer) - eos if style == "plain" else set()
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    eos, stops, pad = answer_stops(model, tokenizer, style)
     outs = generate_batched(
         model, prompts.ids, pad_id=pad, stop_ids=stops, eos=eos,
         max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, progress=progress,

@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from truthmap.generation import Sampling, answer_prompts, eos_ids, generate_batched, newline_ids
+from truthmap.generation import Sampling, answer_prompts, answer_stops, generate_batched
 from truthmap.labels import Extract, Item, label_shard, shard_items
 from truthmap.settings import GenerationSettings
 
@@ -28,6 +28,14 @@ def sample_seed(seed: int, qid: str, k: int) -> int:
     """The seed of sample ``k`` of question ``qid``: a stable hash of the run's seed, the id and k."""
     digest = hashlib.blake2b(f"sample\0{seed}\0{qid}\0{k}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
+
+
+def question_sampling(qid: str, n: int, *, temperature: float, top_p: float, top_k: int,
+                      seed: int) -> Sampling | None:
+    """How the ``n`` samples of question ``qid`` draw their tokens; None (greedy) at temperature 0."""
+    if temperature == 0:
+        return None
+    return Sampling(temperature, top_k, [sample_seed(seed, qid, k) for k in range(n)], top_p)
 
 
 def sample_answers(
@@ -43,13 +51,10 @@ def sample_answers(
     from truthmap.positions import decode
 
     prompts = answer_prompts(questions, tokenizer, cfg, has_chat_template, max_positions)
-    eos = eos_ids(model, tokenizer)
-    stops = newline_ids(tokenizer) - eos if prompts.style == "plain" else set()
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos)
+    eos, stops, pad = answer_stops(model, tokenizer, prompts.style)
     records = []
     for i, (q, ids) in enumerate(zip(questions, prompts.ids, strict=True)):
-        sampling = None if temperature == 0 else Sampling(
-            temperature, top_k, [sample_seed(seed, q["id"], k) for k in range(n)], top_p)
+        sampling = question_sampling(q["id"], n, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
         outs = generate_batched(model, [ids] * n, pad_id=pad, stop_ids=stops, eos=eos,
                                 max_new_tokens=cfg.max_new_tokens, batch_size=n, sampling=sampling)
         records.append({
