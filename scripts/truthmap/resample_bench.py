@@ -1,6 +1,6 @@
 """Resampling throughput: n samples per question with the prompt shared, against independent prompts.
 
-``python -m truthmap.resample_bench [--questions 8 --n 10]`` times, in one run and
+``python -m truthmap.resample_bench [--questions 4 --n 10]`` times, in one run and
 on the same questions, seeds and settings as the ``resample_answers`` stage:
 
 - ``shared_prompt``: what the stage does: the n samples of a question decode as one
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m truthmap.resample_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", default="resources/models/SmolLM2-135M-Instruct",
                         help="a prepared model folder (prepared from the embedded SmolLM2 when missing)")
-    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=64, help="the generation stage's default")
     parser.add_argument("--out", default="results/bench")

@@ -122,6 +122,17 @@ def test_shared_prefix_decoding_matches_transformers_greedy(tiny_model):
         assert gen.gen_ids == _hf_greedy(model, tok, prompt, 6)
 
 
+def test_decoding_without_sharing_the_prefix_gives_the_same_tokens(tiny_model):
+    model, tok = tiny_model
+    prefix = "Answer the question concisely. The capital of France is Paris. "
+    prompts = _ids(tok, [prefix + p for p in PROMPTS])
+    seeds = [5, 6, 7, 8]
+    runs = [[g.gen_ids for g in generate_batched(
+        model, prompts, pad_id=tok.pad_token_id, stop_ids=set(), eos=set(), max_new_tokens=6, batch_size=4,
+        sampling=Sampling(1.0, 20, seeds), share_prefix=share)] for share in (True, False)]
+    assert runs[0] == runs[1]
+
+
 def test_a_prompt_too_long_for_the_context_keeps_its_end_and_says_so(tiny_model):
     from truthmap.files import InputError
     from truthmap.generation import fit_context
@@ -173,10 +184,12 @@ def test_top_p_keeps_the_fewest_likeliest_tokens_reaching_it():
     # a top_p below the likeliest token's probability still keeps it
     tiny = torch.cat([sample_tokens(logits, [generator], 1.0, top_k=4, top_p=0.1) for _ in range(50)])
     assert set(tiny.tolist()) == {0}
-    # top_p 1.0 draws exactly what the top-k sampler drew before top_p existed
+    # top_p 1.0 draws exactly what the top-k sampler drew before top_p existed (written out here)
     a, b = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    assert all(int(sample_tokens(logits, [a], 1.0, 3, 1.0)) == int(sample_tokens(logits, [b], 1.0, 3))
-               for _ in range(200))
+    for _ in range(200):
+        values, ids = logits[0].topk(3)
+        before = ids[torch.multinomial(torch.softmax(values / 0.8, -1), 1, generator=b)]
+        assert int(sample_tokens(logits, [a], 0.8, 3, 1.0)) == int(before)
 
 
 def test_sampling_with_top_1_is_greedy(tiny_model):
