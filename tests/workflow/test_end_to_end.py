@@ -98,7 +98,7 @@ def test_detectors_and_generalisation(workdir):
     rows = {line.split("\t")[0]: dict(zip(header, line.split("\t"))) for line in lines[1:]}
     assert {"probe_best_cell", "probe_best_exact_cell", "probe_last_token", "p_true",
             "logprob_mean_answer", "logit_min_exact", "group_prior"} <= set(rows)
-    assert len(rows) == 3 + 1 + 16 + 1
+    assert len(rows) == 3 + 1 + 16 + 1 + 3  # probes, P(True), baselines, group_prior, sample-based
     prior = rows["group_prior"]  # the built-in set's domains: every test question has one
     assert "training error rate of the question's meta.domain" in prior["detail"]
     assert float(prior["auc_within_group"]) == 0.5 and int(prior["groups"]) >= 1
