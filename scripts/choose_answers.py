@@ -2,7 +2,8 @@
 beside greedy, random and majority answers, overall and per error type."""
 
 from truthmap import logs
-from truthmap.choose import CHOICE_COLUMNS, SELECTION_COLUMNS, check_labels_match, choose_answers
+from truthmap.candidates import check_labels_match
+from truthmap.choose import CHOICE_COLUMNS, SELECTION_COLUMNS, choose_answers
 from truthmap.files import read_json, read_jsonl, read_tsv, write_tsv
 from truthmap.settings import ProbeSettings
 

@@ -76,31 +76,35 @@ def candidate_inputs(tokenizer, sample_records: Sequence[Mapping], label_records
     """One candidate per distinct sampled answer of every test question in ``sample_records``."""
     from truthmap.positions import find_positions
 
+    check_labels_match(sample_records, label_records)
     labels_of = {str(r["id"]): r["labels"] for r in label_records}
-    out = CandidateInputs([], [], [], [], np.zeros(0, dtype=np.int64), [])
-    positions = []
+    ids, firsts, groups, seqs, positions, reasons = [], [], [], [], [], []
     for record in sample_records:
         qid = str(record["id"])
         if qid not in test_ids:
             continue
-        labels = labels_of.get(qid)
-        if labels is None or len(labels) != len(record["samples"]):
-            raise InputError(f"question {qid!r}: {len(record['samples'])} samples but "
-                             f"{'no' if labels is None else len(labels)} sample labels",
-                             hint="the sample labels were not made from these samples: delete them")
+        labels = labels_of[qid]
         for group in distinct_answers(record["samples"]):
             first = group[0]
             gen_ids = list(record["samples"][first]["gen_ids"])
-            span = exact_span(labels[first])
-            pos = find_positions(tokenizer, record["prompt_ids"], gen_ids, span)[token]
-            out.ids.append(qid)
-            out.sample.append(first)
-            out.samples.append(group)
-            out.seqs.append(list(record["prompt_ids"]) + gen_ids)
+            pos = find_positions(tokenizer, record["prompt_ids"], gen_ids, exact_span(labels[first]))[token]
+            ids.append(qid)
+            firsts.append(first)
+            groups.append(group)
+            seqs.append(list(record["prompt_ids"]) + gen_ids)
             positions.append(pos)
-            out.reasons.append("" if pos >= 0 else masked_reason(token, labels[first]))
-    return CandidateInputs(out.ids, out.sample, out.samples, out.seqs, np.asarray(positions, dtype=np.int64),
-                           out.reasons)
+            reasons.append("" if pos >= 0 else masked_reason(token, labels[first]))
+    return CandidateInputs(ids, firsts, groups, seqs, np.asarray(positions, dtype=np.int64), reasons)
+
+
+def check_labels_match(sample_records: Sequence[Mapping], label_records: Sequence[Mapping]) -> None:
+    """Every question's samples have one label each (the labels were made from these samples)."""
+    counts = {str(r["id"]): len(r["labels"]) for r in label_records}
+    for r in sample_records:
+        if counts.get(str(r["id"])) != len(r["samples"]):
+            raise InputError(f"question {r['id']!r}: {len(r['samples'])} samples but "
+                             f"{counts.get(str(r['id']), 'no')} sample labels",
+                             hint="the sample labels were not made from these samples: delete them and run again")
 
 
 def masked_reason(token: str, label: Mapping) -> str:

@@ -23,7 +23,6 @@ greedy on the same questions (``gains``: greedy wrong, strategy right;
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from math import comb
 
 import numpy as np
 
@@ -35,6 +34,7 @@ from truthmap.generalise import cell_group
 from truthmap.probes import class_shortfall, make_probe
 from truthmap.results import Cell
 from truthmap.settings import ProbeSettings
+from truthmap.stats import bootstrap_accuracy, mcnemar_exact
 
 STRATEGIES = ("greedy", "random", "majority", "probe")
 SELECTION_COLUMNS = ("type", "kind", "strategy", "n", "accuracy", "ci_low", "ci_high", "p_vs_greedy", "gains", "losses")
@@ -43,30 +43,6 @@ CHOICE_COLUMNS = (
     "probe_text", "probe_p_wrong", "n_candidates", "reason",
 )
 STALE = "the candidates were not extracted at this run's chosen cell: delete them and run again"
-
-
-def mcnemar_exact(gains: int, losses: int) -> float:
-    """Two-sided exact McNemar p-value: the binomial test of ``gains`` out of the discordant pairs
-    at 1/2 (``scipy.stats.binomtest(gains, gains + losses).pvalue``); 1 with no discordant pair."""
-    n = gains + losses
-    if n == 0:
-        return 1.0
-    tail = sum(comb(n, k) for k in range(min(gains, losses) + 1)) / 2**n
-    return float(min(1.0, 2 * tail))
-
-
-def bootstrap_accuracy(correct: np.ndarray, n_boot: int, level: float, seed: int) -> tuple[float, float]:
-    """Percentile interval of the accuracy over questions resampled with replacement (NaN when empty).
-
-    The draw depends only on (n, n_boot, seed): strategies on the same questions share resamples.
-    """
-    correct = np.asarray(correct, dtype=float)
-    if not len(correct):
-        return float("nan"), float("nan")
-    draws = np.random.default_rng(seed).integers(0, len(correct), size=(n_boot, len(correct)))
-    alpha = (1 - level) / 2
-    low, high = np.quantile(correct[draws].mean(axis=1), [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def probe_picks(candidates: Candidates, p_wrong: np.ndarray) -> dict[str, tuple[int, float, int]]:
@@ -173,16 +149,6 @@ def greedy_outcomes(split_rows: Sequence[Mapping], error_of: Mapping[str, Mappin
         ids.append(r["id"])
         correct[r["id"]] = c
     return ids, correct
-
-
-def check_labels_match(sample_records: Sequence[Mapping], label_records: Sequence[Mapping]) -> None:
-    """Every question's samples have one label each (the labels were made from these samples)."""
-    counts = {str(r["id"]): len(r["labels"]) for r in label_records}
-    for r in sample_records:
-        if counts.get(str(r["id"])) != len(r["samples"]):
-            raise InputError(f"question {r['id']!r}: {len(r['samples'])} samples but "
-                             f"{counts.get(str(r['id']), 'no')} sample labels",
-                             hint="the sample labels were not made from these samples: delete them and run again")
 
 
 def choose_answers(split_rows: list[dict], shard_paths: list[str], tokens: list[str], cell: Mapping | None,

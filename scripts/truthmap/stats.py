@@ -9,6 +9,8 @@ Numpy only (no scikit-learn, no scipy), so that importing it stays cheap.
 
 from __future__ import annotations
 
+from math import comb
+
 import numpy as np
 
 
@@ -152,3 +154,27 @@ def within_group_summary(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, 
 def _mixed_groups(y: np.ndarray, groups: np.ndarray) -> list:
     """The groups, in sorted order, that hold both classes."""
     return [g for g in sorted(set(groups.tolist())) if 0 < y[groups == g].sum() < (groups == g).sum()]
+
+
+def mcnemar_exact(gains: int, losses: int) -> float:
+    """Two-sided exact McNemar p-value: the binomial test of ``gains`` out of the discordant pairs
+    at 1/2 (``scipy.stats.binomtest(gains, gains + losses).pvalue``); 1 with no discordant pair."""
+    n = gains + losses
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, k) for k in range(min(gains, losses) + 1)) / 2**n
+    return float(min(1.0, 2 * tail))
+
+
+def bootstrap_accuracy(correct: np.ndarray, n_boot: int, level: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of the accuracy over questions resampled with replacement (NaN when empty).
+
+    The draw depends only on (n, n_boot, seed): strategies on the same questions share resamples.
+    """
+    correct = np.asarray(correct, dtype=float)
+    if not len(correct):
+        return float("nan"), float("nan")
+    draws = np.random.default_rng(seed).integers(0, len(correct), size=(n_boot, len(correct)))
+    alpha = (1 - level) / 2
+    low, high = np.quantile(correct[draws].mean(axis=1), [alpha, 1 - alpha])
+    return float(low), float(high)

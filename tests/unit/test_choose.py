@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from truthmap.candidates import CandidateInputs, write_candidates
+from truthmap.candidates import CandidateInputs, check_labels_match, write_candidates
 from truthmap.choose import (
     CHOICE_COLUMNS,
     SELECTION_COLUMNS,
-    bootstrap_accuracy,
-    check_labels_match,
     choose_answers,
-    mcnemar_exact,
     probe_picks,
     random_picks,
 )
@@ -23,6 +20,7 @@ from truthmap.files import InputError, read_tsv, write_tsv
 from truthmap.h5io import ActivationWriter
 from truthmap.results import Cell
 from truthmap.settings import ProbeSettings
+from truthmap.stats import bootstrap_accuracy, mcnemar_exact
 
 TOKENS = ["exact_answer_first"]
 CELL = {"site": "residual", "layer": 1, "token": "exact_answer_first", "cv_auc": 0.9}
