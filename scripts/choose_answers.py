@@ -2,14 +2,12 @@
 beside greedy, random and majority answers, overall and per error type."""
 
 from truthmap import logs
-from truthmap.candidates import check_labels_match
 from truthmap.choose import CHOICE_COLUMNS, SELECTION_COLUMNS, choose_answers
 from truthmap.files import read_json, read_jsonl, read_tsv, write_tsv
 from truthmap.settings import ProbeSettings
 
 log = logs.setup(snakemake.log[0], "choose_answers")
 labels = [r for path in snakemake.input.sample_labels for r in read_jsonl(path)]
-check_labels_match([r for path in snakemake.input.samples for r in read_jsonl(path)], labels)
 table, choices = choose_answers(
     read_tsv(snakemake.input.split),
     list(snakemake.input.activations),

@@ -137,7 +137,6 @@ rule choose_answers:
         selection="results/{model}/{dataset}/probes/selection.json",
         activations=expand("results/{{model}}/{{dataset}}/activations/{shard}.h5", shard=SHARDS),
         candidates=expand("results/{{model}}/{{dataset}}/resampling/candidates/{shard}.h5", shard=SHARDS),
-        samples=expand("results/{{model}}/{{dataset}}/resampling/samples/{shard}.jsonl", shard=SHARDS),
         sample_labels=expand("results/{{model}}/{{dataset}}/resampling/labels/{shard}.jsonl", shard=SHARDS),
         error_types="results/{model}/{dataset}/resampling/error_types.tsv",
     output:
