@@ -8,6 +8,7 @@ from truthmap.context import context_length, log_cuts
 from truthmap.settings import ActivationSettings, resolve_layers
 from truthmap.files import read_jsonl, read_tsv
 from truthmap.models import ModelInfo, load_model
+from truthmap.work import WorkMeter, write_work
 
 log = logs.setup(snakemake.log[0], "extract_activations")
 torch.set_num_threads(snakemake.threads)
@@ -26,9 +27,11 @@ seqs, positions, cuts = fit_sequences(seqs, positions, context)
 log_cuts(log, "prompt + answer", {q: f"{n} tokens cut from the start" for q, n in zip(ids, cuts) if n}, context)
 model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
 log.info("%d examples, %d tokens, layers %s, sites %s", len(ids), sum(map(len, seqs)), layers, cfg.sites)
-extract_to_h5(
-    model, snakemake.output[0], ids=ids, seqs=seqs, positions=positions, labels=labels,
-    tokens=tokens, layers=layers, sites=cfg.sites, model_name=info.name,
-    pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-    batch_tokens=cfg.batch_tokens, share_prefix=cfg.share_prefix, progress=logs.progress_logger(log, "extracted"),
-)
+with WorkMeter(model) as work:
+    extract_to_h5(
+        model, snakemake.output[0], ids=ids, seqs=seqs, positions=positions, labels=labels,
+        tokens=tokens, layers=layers, sites=cfg.sites, model_name=info.name,
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        batch_tokens=cfg.batch_tokens, share_prefix=cfg.share_prefix, progress=logs.progress_logger(log, "extracted"),
+    )
+write_work(snakemake.log.work, work, batch_tokens=cfg.batch_tokens)

@@ -9,6 +9,7 @@ from truthmap.context import context_length
 from truthmap.files import read_json, read_jsonl, read_tsv
 from truthmap.models import ModelInfo, load_model
 from truthmap.results import Cell
+from truthmap.work import WorkMeter, write_work
 
 log = logs.setup(snakemake.log[0], "extract_candidates")
 torch.set_num_threads(snakemake.threads)
@@ -23,8 +24,10 @@ seqs, positions, cuts = fit_sequences(inputs.seqs, inputs.positions[:, None], co
 inputs = with_positions(inputs, seqs, positions[:, 0])
 log.info("cell %s: %d candidates of %d test questions, %d scorable, %d cut to fit the context", cell,
          len(inputs.ids), len(set(inputs.ids)), int((inputs.positions >= 0).sum()), sum(1 for c in cuts if c))
-extract_candidates(
-    model, snakemake.output[0], inputs, cell, model_name=info.name,
-    pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-    batch_tokens=int(snakemake.params.batch_tokens), progress=logs.progress_logger(log, "extracted"),
-)
+with WorkMeter(model) as work:
+    extract_candidates(
+        model, snakemake.output[0], inputs, cell, model_name=info.name,
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        batch_tokens=int(snakemake.params.batch_tokens), progress=logs.progress_logger(log, "extracted"),
+    )
+write_work(snakemake.log.work, work)

@@ -8,6 +8,7 @@ from truthmap.files import read_jsonl, read_tsv, write_tsv
 from truthmap.models import ModelInfo, load_model
 from truthmap.settings import DetectorSettings, SplitSettings
 from truthmap.ptrue import P_TRUE_COLUMNS, questions_to_score, score_shard
+from truthmap.work import WorkMeter, write_work
 
 log = logs.setup(snakemake.log[0], "score_p_true")
 torch.set_num_threads(snakemake.threads)
@@ -18,7 +19,9 @@ generations = read_jsonl(snakemake.input.generations)
 info = ModelInfo.read(snakemake.input.model)
 context = context_length(info.max_positions, info.name, log)
 model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
-rows = score_shard(model, tokenizer, generations, wanted, cfg.batch_size, context)
+with WorkMeter(model) as work:
+    rows = score_shard(model, tokenizer, generations, wanted, cfg.batch_size, context)
+write_work(snakemake.log.work, work, batch_size=cfg.batch_size)
 log_cuts(log, "P(True)", {r["id"]: r["prompt_cut"] for r in rows}, context)
 write_tsv(snakemake.output[0], rows, P_TRUE_COLUMNS)
 log.info("P(True) of %d questions", len(rows))

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from truthmap.flops import forward_flops_per_token, matmul_peak_gflops, sync as _sync
+
 DEFAULT_TOKENS = ("last_q", "exact_answer_first", "exact_answer_last", "exact_answer_after_last",
                   "-8", "-7", "-6", "-5", "-4", "-3", "-2", "-1")
 
@@ -96,54 +98,6 @@ def extraction_workload(tokenizer, n: int, has_chat_template: bool, n_tokens: in
         ids=[q["id"] for q in questions], seqs=seqs,
         positions=np.asarray(positions, dtype=np.int64), labels=(rng.random(len(seqs)) < 0.35).astype(np.int8),
     )
-
-
-# ---------------------------------------------------------------- hardware and model FLOPs
-
-
-def matmul_peak_gflops(device, dtype, size: int = 2048, repeats: int = 5) -> float:
-    """Best sustained GFLOP/s of a square matrix product on ``device`` (the roofline's peak)."""
-    import torch
-
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        _sync(device)
-        best = min(best, (time.perf_counter() - start) / 4)
-    return 2 * size**3 / best / 1e9
-
-
-def forward_flops_per_token(config, layers: int | None = None, context: float = 0.0, lm_head: bool = True) -> float:
-    """Multiply-add FLOPs per token of a decoder forward pass (2 per multiply-add).
-
-    ``layers`` decoder blocks (all when None), attention over ``context``
-    tokens on average, plus the LM head when ``lm_head``. Embedding lookups and
-    norms are not counted: they are not matrix products.
-    """
-    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    d = cfg.hidden_size
-    heads = cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or d // heads
-    kv = getattr(cfg, "num_key_value_heads", heads) * head_dim
-    q = heads * head_dim
-    ff = cfg.intermediate_size
-    per_layer = 2 * (d * q + 2 * d * kv + q * d + 3 * d * ff) + 2 * 2 * q * context
-    n_layers = cfg.num_hidden_layers if layers is None else layers
-    return n_layers * per_layer + (2 * d * cfg.vocab_size if lm_head else 0)
-
-
-def _sync(device) -> None:
-    import torch
-
-    if getattr(device, "type", str(device)) == "cuda":
-        torch.cuda.synchronize()
 
 
 # ---------------------------------------------------------------- extraction

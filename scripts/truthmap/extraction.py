@@ -11,6 +11,7 @@ from functools import cached_property
 
 from truthmap import logs
 from truthmap.settings import ExactAnswerSettings
+from truthmap.work import Work, WorkMeter
 
 
 class LazyExtractor:
@@ -18,6 +19,8 @@ class LazyExtractor:
 
     def __init__(self, model_dir: str, dtype: str, cfg: ExactAnswerSettings, log: logging.Logger) -> None:
         self.model_dir, self.dtype, self.cfg, self.log = model_dir, dtype, cfg, log
+        self.work = Work()
+        """The extractor's forward passes over every call (none when it never loaded)."""
 
     @property
     def loaded(self) -> bool:
@@ -47,7 +50,8 @@ class LazyExtractor:
         sampling = None if seeds is None else Sampling(cfg.temperature, cfg.top_k, seeds)
         self.log.info("extracting %d short answers with %s (%s)", len(pairs), info.name,
                       "greedy" if seeds is None else "a sampled retry")
-        return extract_short_answers(
-            pairs, model, tokenizer, cfg.max_new_tokens, cfg.batch_size, info.has_chat_template,
-            progress=logs.progress_logger(self.log, "extracted"), max_positions=max_positions, sampling=sampling,
-        )
+        with WorkMeter(model, self.work):
+            return extract_short_answers(
+                pairs, model, tokenizer, cfg.max_new_tokens, cfg.batch_size, info.has_chat_template,
+                progress=logs.progress_logger(self.log, "extracted"), max_positions=max_positions, sampling=sampling,
+            )

@@ -2,7 +2,8 @@
 
 ``python -m truthmap.stage_times benchmarks/`` prints, per rule, the number of
 jobs, the summed wall time (CPU-seconds of work, not elapsed time when jobs ran
-in parallel), the longest job and the peak resident memory.
+in parallel), the longest job and the peak resident memory; then, for the model
+stages, their FLOPs and MFU (:mod:`truthmap.efficiency`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
+
+from truthmap.efficiency import efficiency_rows, format_table, measured_peaks, read_work
 
 
 def stage_times(root: str | Path) -> list[dict]:
@@ -41,6 +44,11 @@ def main(argv: list[str]) -> int:
     for r in rows:
         print(f"{r['rule']:<22}{r['jobs']:>6}{r['sum_s']:>10.1f}{r['max_s']:>9.1f}{r['max_rss_mb']:>12.0f}")
     print(f"{'total':<22}{sum(r['jobs'] for r in rows):>6}{sum(r['sum_s'] for r in rows):>10.1f}")
+    jobs = read_work(root)
+    if jobs:
+        print("\nModel stages against the matmul peak measured now (MFU = FLOPs / (seconds x peak)):")
+        for line in format_table(efficiency_rows(jobs, measured_peaks())):
+            print(line)
     return 0
 
 

@@ -9,10 +9,10 @@ from truthmap.bench import (
     DEFAULT_TOKENS,
     computed_tokens,
     extraction_workload,
-    forward_flops_per_token,
     probe_job,
     write_synthetic_shards,
 )
+from truthmap.flops import forward_flops_per_token
 from truthmap.probes import load_split_features
 from truthmap.files import read_tsv
 

@@ -8,6 +8,7 @@ setting or the code changes is checked in test_rerun_table.py and test_reruns.py
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,25 @@ def test_summary(workdir):
     assert coverage["n_wrong"] == 64 - summary["n_correct"]
     assert coverage["n_found_first_try"] <= coverage["n_found"] == coverage["n_wrong"] - summary["n_wrong_no_exact_answer"]
     assert sum(coverage["not_found_reasons"].values()) == summary["n_wrong_no_exact_answer"]
+
+
+MODEL_STAGES = ["generate_answers", "label_answers", "extract_activations", "score_p_true",
+                "resample_answers", "label_samples", "extract_candidates"]
+
+
+def test_every_model_stage_counts_its_work(workdir):
+    from truthmap.efficiency import efficiency_rows, read_work
+
+    rows = {r["rule"]: r for r in efficiency_rows(read_work(workdir / "benchmarks"), lambda device, dtype: 100.0)}
+    assert set(rows) == set(MODEL_STAGES)
+    for rule in ("generate_answers", "extract_activations", "resample_answers"):
+        assert rows[rule]["tokens"] > 0 and rows[rule]["dtype"] == "float32"
+        assert 0 < rows[rule]["model_s"] <= rows[rule]["job_s"]
+        assert 0 < rows[rule]["mfu_model"] < 1
+    table = subprocess.run([sys.executable, "-m", "truthmap.stage_times", "benchmarks"], cwd=workdir,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "scripts")})
+    assert table.returncode == 0, table.stderr
+    assert "MFU model" in table.stdout and "extract_activations" in table.stdout.split("MFU model")[1]
 
 
 def test_second_run_does_nothing(workdir):

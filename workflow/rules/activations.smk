@@ -20,6 +20,7 @@ rule extract_activations:
         runtime=get_shard_runtime,
     log:
         "logs/extract_activations/{model}/{dataset}/{shard}.log",
+        work="benchmarks/extract_activations/{model}/{dataset}/{shard}.work.json",
     benchmark:
         "benchmarks/extract_activations/{model}/{dataset}/{shard}.tsv"
     conda:

@@ -18,6 +18,7 @@ rule score_p_true:
         runtime=get_shard_runtime,
     log:
         "logs/score_p_true/{model}/{dataset}/{shard}.log",
+        work="benchmarks/score_p_true/{model}/{dataset}/{shard}.work.json",
     benchmark:
         "benchmarks/score_p_true/{model}/{dataset}/{shard}.tsv"
     conda:

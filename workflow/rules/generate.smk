@@ -16,6 +16,7 @@ rule generate_answers:
         runtime=get_shard_runtime,
     log:
         "logs/generate_answers/{model}/{dataset}/{shard}.log",
+        work="benchmarks/generate_answers/{model}/{dataset}/{shard}.work.json",
     benchmark:
         "benchmarks/generate_answers/{model}/{dataset}/{shard}.tsv"
     conda:

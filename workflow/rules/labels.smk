@@ -19,6 +19,7 @@ rule label_answers:
         runtime=get_shard_runtime,
     log:
         "logs/label_answers/{model}/{dataset}/{shard}.log",
+        work="benchmarks/label_answers/{model}/{dataset}/{shard}.work.json",
     benchmark:
         "benchmarks/label_answers/{model}/{dataset}/{shard}.tsv"
     conda:

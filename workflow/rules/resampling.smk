@@ -19,6 +19,7 @@ rule resample_answers:
         runtime=get_resample_runtime,
     log:
         "logs/resample_answers/{model}/{dataset}/{shard}.log",
+        work="benchmarks/resample_answers/{model}/{dataset}/{shard}.work.json",
     benchmark:
         "benchmarks/resample_answers/{model}/{dataset}/{shard}.tsv"
     conda:
@@ -45,6 +46,7 @@ rule label_samples:
         runtime=get_resample_runtime,
     log:
         "logs/label_samples/{model}/{dataset}/{shard}.log",
+        work="benchmarks/label_samples/{model}/{dataset}/{shard}.work.json",
     benchmark:
         "benchmarks/label_samples/{model}/{dataset}/{shard}.tsv"
     conda:
@@ -123,6 +125,7 @@ rule extract_candidates:
         runtime=get_resample_runtime,
     log:
         "logs/extract_candidates/{model}/{dataset}/{shard}.log",
+        work="benchmarks/extract_candidates/{model}/{dataset}/{shard}.work.json",
     benchmark:
         "benchmarks/extract_candidates/{model}/{dataset}/{shard}.tsv"
     conda:
