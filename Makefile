@@ -8,7 +8,7 @@ CONFIG ?=
 CONFIG_ARGS := $(if $(CONFIG),--configfile $(CONFIG))
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default $(CONFIG_ARGS)
 
-.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit workflow report stage-times bench config-docs clean clean-results
+.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit workflow report stage-times bench profile config-docs clean clean-results
 
 run: $(STAMP)
 	$(SNAKEMAKE)
@@ -57,6 +57,10 @@ config-docs: $(STAMP)
 bench: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.bench $(BENCH_ARGS)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.resample_bench
+
+# Where each model stage's time goes (torch profiler on a slice of each stage; about 2 minutes).
+profile: $(STAMP)
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.profile $(PROFILE_ARGS)
 
 # The virtualenv, rebuilt only when a requirements file changes.
 $(STAMP): requirements.txt requirements-models.txt
