@@ -355,3 +355,60 @@ def next_token_logits(
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
         out[batch] = logits[:, -1, :].float().index_select(-1, wanted).cpu().numpy()
     return out
+
+
+def common_stem(branches: Sequence[Sequence[int]]) -> int:
+    """Length of the prefix every sequence of ``branches`` shares, leaving each at least one own token."""
+    return shared_prefix_len(branches, minimum=0)
+
+
+@torch.inference_mode()
+def branch_logits(
+    model, items: Sequence[Sequence[Sequence[int]]], token_ids: Sequence[int], *, pad_id: int, batch_size: int
+) -> np.ndarray:
+    """The logits of ``token_ids`` as the next token after each of an item's k sequences:
+    (len(items), k, len(token_ids)).
+
+    The k sequences of an item (P(True)'s two option orders of one question and answer) share
+    a stem, run once: its KV cache is repeated over the k branches, which then run their own
+    ends, right-padded behind the stem. ``batch_size`` counts items.
+    """
+    device = next(model.parameters()).device
+    wanted = torch.tensor(list(token_ids), dtype=torch.long, device=device)
+    k = len(items[0]) if items else 0
+    out = np.zeros((len(items), k, len(token_ids)), dtype=np.float32)
+    stems = [common_stem(seqs) for seqs in items]
+    for batch in length_batches(stems, batch_size):
+        n = len(batch)
+        width = max(stems[i] for i in batch)
+        stem_ids = torch.full((n, width), pad_id, dtype=torch.long)
+        stem_mask = torch.zeros((n, width), dtype=torch.long)
+        ends = [[list(seq[stems[i]:]) for seq in items[i]] for i in batch]
+        tail = max(len(end) for row in ends for end in row)
+        end_ids = torch.full((n * k, tail), pad_id, dtype=torch.long)
+        end_mask = torch.zeros((n * k, tail), dtype=torch.long)
+        for row, i in enumerate(batch):
+            stem = list(items[i][0][: stems[i]])
+            if stem:
+                stem_ids[row, width - len(stem):] = torch.tensor(stem, dtype=torch.long)
+                stem_mask[row, width - len(stem):] = 1
+            for j, end in enumerate(ends[row]):
+                end_ids[row * k + j, : len(end)] = torch.tensor(end, dtype=torch.long)
+                end_mask[row * k + j, : len(end)] = 1
+        stem_ids, stem_mask = stem_ids.to(device), stem_mask.to(device)
+        end_ids, end_mask = end_ids.to(device), end_mask.to(device)
+        past = None
+        if width:
+            positions = (stem_mask.cumsum(-1) - 1).clamp(min=0)
+            past = model(input_ids=stem_ids, attention_mask=stem_mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1).past_key_values
+            past.batch_repeat_interleave(k)
+        stem_mask = stem_mask.repeat_interleave(k, dim=0)
+        positions = stem_mask.sum(-1, keepdim=True) + torch.arange(tail, device=device)[None, :]
+        mask = torch.cat([stem_mask, end_mask], dim=1)
+        logits = model(input_ids=end_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
+                       use_cache=past is not None).logits
+        last = end_mask.sum(-1) - 1
+        chosen = logits[torch.arange(n * k, device=device), last].float().index_select(-1, wanted)
+        out[batch] = chosen.reshape(n, k, -1).cpu().numpy()
+    return out

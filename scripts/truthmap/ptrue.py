@@ -60,29 +60,42 @@ def p_true_log_odds(
     of its answer; one that cannot fit even so gets NaN, and its note says why.
     """
     from truthmap.context import fit_fields
-    from truthmap.generation import next_token_logits
+    from truthmap.generation import branch_logits
     from truthmap.prompts import encode_prompt
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out = {}
-    notes: list[list[str]] = [[] for _ in items]
-    for order, (first, _) in ORDERS.items():
+    fits = {}
+    for order in ORDERS:
         def render(question: str, answer: str, order: str = order) -> list[int]:
             return encode_prompt(tokenizer, p_true_prompt(tokenizer, question, answer, order, style), style)
 
-        fits = [
+        fits[order] = [
             fit_fields(render, {"question": q, "answer": a}, ["question", "answer"], tokenizer, max_positions)
             for q, a in items
         ]
-        fed = [i for i, fit in enumerate(fits) if fit.ids is not None]
-        odds = np.full(len(items), np.nan)
+    letters = {}
+    for order in ORDERS:
+        fed = [i for i, fit in enumerate(fits[order]) if fit.ids is not None]
         if fed:
-            a_id, b_id = letter_ids(tokenizer, p_true_prompt(tokenizer, *items[fed[0]], order, style), style)
-            logits = next_token_logits(model, [fits[i].ids for i in fed], [a_id, b_id], pad_id=pad,
-                                       batch_size=batch_size)
-            odds[fed] = (logits[:, 0] - logits[:, 1]) * (1 if first == "True" else -1)
-        out[order] = odds
-        for note, fit in zip(notes, fits):
+            letters[order] = letter_ids(tokenizer, p_true_prompt(tokenizer, *items[fed[0]], order, style), style)
+    # log-odds of the first option (A) over the second (B), per order; the two orders of an
+    # item share everything up to the options, run once
+    ab = {order: np.full(len(items), np.nan) for order in ORDERS}
+    fed_in = {o: {i for i, fit in enumerate(fits[o]) if fit.ids is not None} for o in ORDERS}
+    both = set.intersection(*fed_in.values())
+    groups = [(sorted(both), list(ORDERS))] + [(sorted(fed_in[o] - both), [o]) for o in ORDERS]
+    for fed, orders in groups:
+        if not fed:
+            continue
+        wanted = [t for o in orders for t in letters[o]]
+        logits = branch_logits(model, [[fits[o][i].ids for o in orders] for i in fed], wanted, pad_id=pad,
+                               batch_size=batch_size)
+        for j, o in enumerate(orders):
+            ab[o][fed] = logits[:, j, 2 * j] - logits[:, j, 2 * j + 1]
+    out = {order: ab[order] * (1 if first == "True" else -1) for order, (first, _) in ORDERS.items()}
+    notes: list[list[str]] = [[] for _ in items]
+    for order in ORDERS:
+        for note, fit in zip(notes, fits[order]):
             if fit.note and fit.note not in note:
                 note.append(fit.note)
     return out, ["; ".join(note) for note in notes]

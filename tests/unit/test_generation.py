@@ -9,6 +9,7 @@ from truthmap.settings import GenerationSettings
 from truthmap.generation import (
     Sampling,
     answer_questions,
+    branch_logits,
     eos_ids,
     generate_batched,
     length_batches,
@@ -229,3 +230,21 @@ def test_sampled_extraction_keeps_each_pairs_seed_when_a_prompt_is_skipped(tiny_
     all_three = replies([0, 1, 2])
     assert all_three[1][0] is None and "skipped" in all_three[1][1]  # too long even without demonstrations
     assert [all_three[0], all_three[2]] == replies([0, 2])
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_branch_logits_match_a_full_forward_of_each_branch(tiny_model, batch_size):
+    """Stems of different lengths (one empty), k = 3 branches of different lengths, one item per
+    batch or all together: each branch's next-token logits are those of its whole sequence."""
+    model, tok = tiny_model
+    stems = _ids(tok, ["Question: the capital of France? Answer", "17 + 25 ="]) + [[]]
+    ends = _ids(tok, [" Paris (A", " Lyon, surely (A", " it is (B"])
+    items = [[stem + end[: 1 + (j + i) % len(end)] for j, end in enumerate(ends)] for i, stem in enumerate(stems)]
+    wanted = [5, 17, 40]
+    got = branch_logits(model, items, wanted, pad_id=tok.pad_token_id, batch_size=batch_size)
+    assert got.shape == (3, 3, 3)
+    for i, seqs in enumerate(items):
+        for j, seq in enumerate(seqs):
+            with torch.no_grad():
+                full = model(torch.tensor([seq])).logits[0, -1, wanted]
+            assert torch.allclose(torch.from_numpy(got[i, j]), full, atol=1e-4), (i, j)
