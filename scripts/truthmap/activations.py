@@ -21,7 +21,7 @@ import torch
 
 from truthmap.generation import shared_prefix_len
 from truthmap.h5io import ActivationWriter, dataset_name, site_layers
-from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, site_module, site_width
+from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, dtype_name, site_module, site_width
 from truthmap.settings import EMBEDDINGS_LAYER
 
 
@@ -247,6 +247,7 @@ def extract_to_h5(
         with ActivationWriter(
             out_path, ids=ids, labels=labels, positions=positions, tokens=tokens,
             layers=layers, hidden_size=capture.hidden_size, widths=capture.widths, model=model_name,
+            model_dtype=dtype_name(next(model.parameters()).dtype),
         ) as writer:
             writes = BackgroundWrites(writer.write)
             try:

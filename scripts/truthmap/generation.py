@@ -269,8 +269,10 @@ def answer_questions(
     prompt too long for the model's context (``max_positions``) loses its
     start; ``prompt_tokens_cut`` records how many tokens.
     """
+    from truthmap.models import dtype_name
     from truthmap.positions import decode
 
+    dtype = dtype_name(next(model.parameters()).dtype)
     prompts = answer_prompts(questions, tokenizer, cfg, has_chat_template, max_positions)
     style = prompts.style
     eos, stops, pad = answer_stops(model, tokenizer, style)
@@ -292,6 +294,7 @@ def answer_questions(
             "logprobs": out.logprobs,
             "logits": out.logits,
             "finish_reason": out.finish_reason,
+            "dtype": dtype,
         }
         for q, text, ids, cut, out in zip(questions, prompts.texts, prompts.ids, prompts.cut, outs, strict=True)
     ]

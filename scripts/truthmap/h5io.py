@@ -82,7 +82,9 @@ class ActivationWriter:
         hidden_size: int,
         widths: dict[str, int],
         model: str,
+        model_dtype: str = "",
     ) -> None:
+        """``model_dtype``: the dtype the model ran in (stored as an attribute; the blocks are float16)."""
         self.path = Path(path)
         self.layers = list(layers)
         self.widths = {site: int(width) for site, width in widths.items()}
@@ -94,6 +96,7 @@ class ActivationWriter:
         try:
             self._file = h5py.File(tmp, "w")
             self._create(ids, labels, positions, tokens, hidden_size, model)
+            self._file.attrs["model_dtype"] = model_dtype
         except BaseException as err:
             if getattr(self, "_file", None) is not None:
                 self._file.close()

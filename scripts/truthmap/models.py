@@ -301,16 +301,41 @@ def pick_device(requested: str = "auto") -> torch.device:
     return device
 
 
-def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
-    """float32 on CPU, bfloat16 on CUDA, unless the config names one."""
+#: CPU flags (Linux ``/proc/cpuinfo``) of instructions that multiply bfloat16 natively.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> set[str]:
+    """The processor's feature flags as the kernel lists them (empty where it does not)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def pick_dtype(requested: str, device: torch.device, flags: set[str] | None = None) -> torch.dtype:
+    """The configured dtype; ``auto``: bfloat16 on CUDA and on a CPU that multiplies it natively
+    (AVX-512 BF16 or AMX, ``flags`` read from the kernel when not given), float32 otherwise."""
     import torch
 
     if requested == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.bfloat16
+        native = set(NATIVE_BF16_FLAGS) & (cpu_flags() if flags is None else flags)
+        return torch.bfloat16 if native else torch.float32
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if requested not in table:
         raise InputError(f"dtype {requested!r}: expected one of auto, {', '.join(table)}")
     return table[requested]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``bfloat16``."""
+    return str(dtype).removeprefix("torch.")
 
 
 def load_tokenizer(model_dir: str | os.PathLike):

@@ -189,6 +189,7 @@ def run_summary(generations: Sequence[dict], labels: Sequence[dict], split: Sequ
     common = [r for r in split if int(r["common"]) == 1]
     return {
         **label_summary(ordered, generations),
+        "dtype": ", ".join(sorted({g.get("dtype", "unrecorded") for g in generations})),
         "n_malformed_rows_skipped": len(skipped),
         "positive_class": "wrong answer (label 1)",
         "n_probe_examples": len(common),

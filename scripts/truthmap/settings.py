@@ -87,10 +87,12 @@ class ModelSettings(Section):
     extractor: str | None = None
     """Overrides `exact_answer.extractor` for this model."""
     dtype: Dtype = "auto"
-    """Weights and activations in the model stages: `auto` (float32 on a CPU, bfloat16 on a GPU),
-    `float32`, `bfloat16`, `float16`. On a CPU with AVX-512 BF16, `bfloat16` ran extraction 1.5x and
-    generation 1.9x faster than float32 (`make bench BENCH_ARGS="--dtype bfloat16"`); greedy answers
-    can differ from float32 ones."""
+    """Weights and activations in the model stages: `auto` (bfloat16 on a GPU and on a CPU that
+    multiplies it natively, with AVX-512 BF16 or AMX; float32 on other CPUs), `float32`, `bfloat16`,
+    `float16`. On a CPU with AVX-512 BF16, `bfloat16` ran extraction 1.5x and generation 1.9x faster
+    than float32 (`make bench BENCH_ARGS="--dtype bfloat16"`); answers can differ from float32 ones,
+    so the dtype a run used is recorded in its generations, activations, benchmarks and
+    `summary.json`."""
     trust_remote_code: bool = False
     """Let Python code shipped inside the model folder run when it loads; only for code you trust."""
     allow_pickle: bool = False

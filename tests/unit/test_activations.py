@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -158,6 +159,8 @@ def test_extract_to_h5_is_independent_of_batching(tiny_model, tmp_path):
         paths.append(path)
     meta = read_meta(paths[0])
     assert meta.ids == ids and meta.tokens == tokens and meta.layers == [0, 3]
+    with h5py.File(paths[0]) as f:
+        assert f.attrs["model_dtype"] == "float32"  # the dtype the model ran in
     np.testing.assert_array_equal(meta.labels, labels)
     np.testing.assert_array_equal(meta.valid, POSITIONS >= 0)
     for layer in (0, 3):

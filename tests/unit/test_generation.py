@@ -96,6 +96,7 @@ def test_answer_questions_records(tiny_model):
     assert [r["id"] for r in records] == ["q0", "q1", "q2", "q3"]
     for q, r in zip(questions, records):
         assert r["prompt_style"] == "chat"
+        assert r["dtype"] == "float32"  # the tiny model's, as loaded
         assert q["question"] in r["prompt"]
         assert r["prompt"].endswith("<s>assistant\n")  # the generation prompt of the chat template
         assert r["prompt_ids"] == tok(r["prompt"], add_special_tokens=False)["input_ids"]

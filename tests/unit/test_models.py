@@ -8,7 +8,7 @@ import json
 import pytest
 
 from truthmap.files import InputError
-from truthmap.models import ModelInfo, decoder_layers, pick_device, pick_dtype, prepare_model, resolve_source
+from truthmap.models import ModelInfo, cpu_flags, decoder_layers, pick_device, pick_dtype, prepare_model, resolve_source
 
 
 def test_hf_folder_is_prepared_in_place(tiny_hf_dir, tiny_model_dir):
@@ -75,11 +75,24 @@ def test_manifest_errors_name_the_file(tmp_path):
         ModelInfo.read(tmp_path)
 
 
+def test_cpu_flags_read_the_kernels_list(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx512f avx512_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(info) == {"fpu", "avx512f", "avx512_bf16"}
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert cpu_flags(tmp_path / "arm") == {"fp", "asimd", "bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()
+
+
 def test_device_and_dtype_choice():
     import torch
 
     cpu = pick_device("cpu")
-    assert pick_dtype("auto", cpu) == torch.float32
+    assert pick_dtype("auto", cpu, flags={"avx2", "avx512f"}) == torch.float32
+    assert pick_dtype("auto", cpu, flags={"avx512f", "avx512_bf16"}) == torch.bfloat16
+    assert pick_dtype("auto", cpu, flags={"amx_tile", "amx_bf16"}) == torch.bfloat16
+    assert pick_dtype("auto", cpu, flags=set()) == torch.float32
+    assert pick_dtype("float32", cpu, flags={"avx512_bf16"}) == torch.float32
     assert pick_dtype("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(InputError, match="dtype"):
         pick_dtype("int3", cpu)

@@ -232,6 +232,8 @@ def test_run_summary_aligns_labels_with_generations_and_counts_the_probe_set():
     assert s["accuracy_by_domain"] == {"all": 0.5, "geo": 0.5, "math": 0.0}
     assert s["n_correct"] == 2
     assert s["positive_class"] == "wrong answer (label 1)"
+    assert s["dtype"] == "unrecorded"  # generations of a version that did not record it
+    assert run_summary([{**g, "dtype": "bfloat16"} for g in generations], labels, split, auc)["dtype"] == "bfloat16"
     assert s["n_probe_examples"] == 3
     assert s["n_left_out_of_cells"] == 2
     assert s["left_out_reasons"] == {
