@@ -2,8 +2,9 @@
 
 Prompts are sorted by length and decoded in batches with left padding and a KV
 cache. A sequence stops at an end-of-sequence id, at a stop id (a newline for
-plain-style prompts) or after ``max_new_tokens``; a batch ends when all of its
-sequences have stopped. Decoding is greedy unless a :class:`Sampling` is given
+plain-style prompts) or after ``max_new_tokens``; a stopped sequence leaves the
+batch (its rows of the KV cache are dropped), so the steps after it cost only
+the sequences still decoding. Decoding is greedy unless a :class:`Sampling` is given
 (the exact-answer extraction's retries): then each prompt draws its tokens from
 its own seeded generator, so its continuation does not depend on which prompts
 share its batch.
@@ -139,12 +140,15 @@ def sample_tokens(logits: torch.Tensor, generators: Sequence[torch.Generator], t
     return ids.gather(-1, drawn.to(ids.device))[:, 0]
 
 
-def _picker(sampling: Sampling | None, batch: Sequence[int]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """How a batch chooses its next tokens: argmax, or each prompt's own seeded draw."""
+def _picker(sampling: Sampling | None, batch: Sequence[int]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """How a batch chooses its next tokens: argmax, or each prompt's own seeded draw.
+
+    The picker gets the logits of the rows still decoding and their rows in ``batch``."""
     if sampling is None:
-        return lambda logits: logits.argmax(-1)
+        return lambda logits, rows: logits.argmax(-1)
     generators = [torch.Generator().manual_seed(int(sampling.seeds[i])) for i in batch]
-    return lambda logits: sample_tokens(logits, generators, sampling.temperature, sampling.top_k, sampling.top_p)
+    return lambda logits, rows: sample_tokens(logits, [generators[r] for r in rows.tolist()], sampling.temperature,
+                                              sampling.top_k, sampling.top_p)
 
 
 @torch.inference_mode()
@@ -176,10 +180,10 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
     logits_out = torch.zeros((n, max_new_tokens), dtype=torch.float32)
     lengths = torch.full((n,), max_new_tokens, dtype=torch.long)
     reasons: list[FinishReason] = ["length"] * n
-    finished = torch.zeros(n, dtype=torch.bool)
     stop_all = torch.tensor(sorted(stop_ids | eos), dtype=torch.long, device=device)
     eos_t = torch.tensor(sorted(eos), dtype=torch.long, device=device)
 
+    rows = torch.arange(n)  # the batch rows still decoding; finished ones leave the batch
     step_ids, step_pos = input_ids, positions
     for step in range(max_new_tokens):
         out = model(
@@ -192,22 +196,26 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
         )
         past = out.past_key_values
         logits = out.logits[:, -1, :].float()
-        token = pick(logits)
+        token = pick(logits, rows)
         logprob = torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
-        chosen[:, step] = token.cpu()
-        logprobs[:, step] = logprob.cpu()
-        logits_out[:, step] = logits.gather(-1, token[:, None])[:, 0].cpu()
+        chosen[rows, step] = token.cpu()
+        logprobs[rows, step] = logprob.cpu()
+        logits_out[rows, step] = logits.gather(-1, token[:, None])[:, 0].cpu()
 
-        stops = torch.isin(token, stop_all).cpu() & ~finished
-        for row in torch.nonzero(stops).flatten().tolist():
-            lengths[row] = step + 1
-            reasons[row] = "eos" if bool(torch.isin(token[row], eos_t)) else "stop"
-        finished |= stops
-        if bool(finished.all()):
+        stops = torch.isin(token, stop_all).cpu()
+        for i in torch.nonzero(stops).flatten().tolist():
+            lengths[rows[i]] = step + 1
+            reasons[int(rows[i])] = "eos" if bool(torch.isin(token[i], eos_t)) else "stop"
+        if bool(stops.all()):
             break
-        step_ids = token[:, None]
         step_pos = step_pos[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
+        if bool(stops.any()):
+            keep = torch.nonzero(~stops).flatten()
+            rows, token = rows[keep], token[keep.to(device)]
+            past.batch_select_indices(keep.to(device))
+            mask, step_pos = mask[keep.to(device)], step_pos[keep.to(device)]
+        step_ids = token[:, None]
 
     return [
         Generation(

@@ -82,6 +82,28 @@ def test_stops_at_eos_and_at_stop_ids(tiny_model):
     assert stop_run.gen_ids == free.gen_ids[:2] and stop_run.finish_reason == "stop"
 
 
+@pytest.mark.parametrize("sampling", [False, True])
+def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny_model, sampling):
+    """Rows stop at different steps (stop ids taken from their free continuations); decoded
+    together, every row's tokens, log-probabilities and logits are those it gets alone."""
+    model, tok = tiny_model
+    prompts = _ids(tok, PROMPTS)
+    plan = Sampling(temperature=1.0, top_k=5, seeds=[11, 12, 13, 14]) if sampling else None
+    free = generate_batched(model, prompts, pad_id=0, stop_ids=set(), eos=set(), max_new_tokens=8, batch_size=4,
+                            sampling=plan)
+    stops = {free[0].gen_ids[1], free[2].gen_ids[4]}
+    together = generate_batched(model, prompts, pad_id=0, stop_ids=stops, eos=set(), max_new_tokens=8,
+                                batch_size=4, sampling=plan)
+    assert len({len(g.gen_ids) for g in together}) > 1  # rows really stopped at different steps
+    for i, prompt in enumerate(prompts):
+        alone_plan = Sampling(1.0, 5, [plan.seeds[i]]) if sampling else None
+        (alone,) = generate_batched(model, [prompt], pad_id=0, stop_ids=stops, eos=set(), max_new_tokens=8,
+                                    batch_size=1, sampling=alone_plan)
+        assert together[i].gen_ids == alone.gen_ids and together[i].finish_reason == alone.finish_reason
+        assert together[i].logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+        assert together[i].logits == pytest.approx(alone.logits, abs=1e-4)
+
+
 def test_eos_and_newline_ids(tiny_model):
     model, tok = tiny_model
     assert tok.eos_token_id in eos_ids(model, tok)
