@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,9 @@ def test_heatmap_files(workdir):
     assert (workdir / RESULTS / "heatmap_vs_baseline.png").read_bytes()[:4] == b"\x89PNG"
     assert (workdir / RESULTS / "heatmap_vs_baseline.pdf").read_bytes()[:4] == b"%PDF"
     log = next((workdir / "logs" / "plot_difference").rglob("*.log")).read_text()
-    assert "baseline logprob_" in log or "baseline logit_" in log or "baseline p_true" in log
+    detectors = {r["method"] for r in read_tsv(workdir / RESULTS / "detectors.tsv")}
+    named = re.search(r"baseline (\S+) \(test AUC", log)
+    assert named and named.group(1) in detectors, log
 
 
 def test_auc_table_has_the_within_group_columns(workdir):
@@ -162,12 +165,17 @@ MODEL_STAGES = ["generate_answers", "label_answers", "extract_activations", "sco
 
 
 def test_every_model_stage_counts_its_work(workdir):
-    from truthmap.efficiency import efficiency_rows, read_work
+    import torch
 
-    rows = {r["rule"]: r for r in efficiency_rows(read_work(workdir / "benchmarks"), lambda device, dtype: 100.0)}
+    from truthmap.efficiency import efficiency_rows, read_work
+    from truthmap.models import dtype_name, pick_dtype
+
+    # a peak no 2-core CPU reaches in any dtype (bfloat16 here measures ~420 GFLOP/s): every MFU lies in (0, 1)
+    rows = {r["rule"]: r for r in efficiency_rows(read_work(workdir / "benchmarks"), lambda device, dtype: 2000.0)}
+    picked = dtype_name(pick_dtype("auto", torch.device("cpu")))
     assert set(rows) == set(MODEL_STAGES)
     for rule in ("generate_answers", "extract_activations", "resample_answers"):
-        assert rows[rule]["tokens"] > 0 and rows[rule]["dtype"] == "float32"
+        assert rows[rule]["tokens"] > 0 and rows[rule]["dtype"] == picked  # what auto picks on this machine
         assert 0 < rows[rule]["model_s"] <= rows[rule]["job_s"]
         assert 0 < rows[rule]["mfu_model"] < 1
     table = subprocess.run([sys.executable, "-m", "truthmap.stage_times", "benchmarks"], cwd=workdir,
