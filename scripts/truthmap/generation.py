@@ -87,11 +87,13 @@ def generate_batched(
     progress: Callable[[int, int], None] | None = None,
     sampling: Sampling | None = None,
     share_prefix: bool = True,
+    compact: bool = True,
 ) -> list[Generation]:
     """Greedy continuations of ``prompts`` (token ids), in the order given; sampled ones with ``sampling``.
 
-    ``share_prefix=False`` runs every prompt whole even where a batch shares a prefix (what the
-    resampling benchmark compares with)."""
+    ``share_prefix=False`` runs every prompt whole even where a batch shares a prefix, and
+    ``compact=False`` keeps stopped sequences in the batch until all have stopped (what the
+    benchmarks compare with)."""
     if sampling is not None and len(sampling.seeds) != len(prompts):
         raise ValueError(f"{len(sampling.seeds)} seeds for {len(prompts)} prompts")
     results: list[Generation | None] = [None] * len(prompts)
@@ -99,7 +101,7 @@ def generate_batched(
     for batch in length_batches([len(p) for p in prompts], batch_size):
         pick = _picker(sampling, batch)
         outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens, pick,
-                               share_prefix)
+                               share_prefix, compact)
         for i, out in zip(batch, outs):
             results[i] = out
         done += len(batch)
@@ -152,7 +154,8 @@ def _picker(sampling: Sampling | None, batch: Sequence[int]) -> Callable[[torch.
 
 
 @torch.inference_mode()
-def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick, share_prefix=True) -> list[Generation]:
+def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick, share_prefix=True,
+                    compact=True) -> list[Generation]:
     """Decode one batch. A prefix shared by all prompts (chat template, few-shot
     demonstrations) is run once and its KV cache repeated over the batch; the
     rest is left-padded behind it, with position ids that skip the padding."""
@@ -184,6 +187,7 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
     eos_t = torch.tensor(sorted(eos), dtype=torch.long, device=device)
 
     rows = torch.arange(n)  # the batch rows still decoding; finished ones leave the batch
+    finished = torch.zeros(n, dtype=torch.bool)  # of ``rows`` (always False when compacting)
     step_ids, step_pos = input_ids, positions
     for step in range(max_new_tokens):
         out = model(
@@ -202,17 +206,18 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
         logprobs[rows, step] = logprob.cpu()
         logits_out[rows, step] = logits.gather(-1, token[:, None])[:, 0].cpu()
 
-        stops = torch.isin(token, stop_all).cpu()
+        stops = torch.isin(token, stop_all).cpu() & ~finished
         for i in torch.nonzero(stops).flatten().tolist():
             lengths[rows[i]] = step + 1
             reasons[int(rows[i])] = "eos" if bool(torch.isin(token[i], eos_t)) else "stop"
-        if bool(stops.all()):
+        finished |= stops
+        if bool(finished.all()):
             break
         step_pos = step_pos[:, -1:] + 1
         mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
-        if bool(stops.any()):
+        if compact and bool(stops.any()):
             keep = torch.nonzero(~stops).flatten()
-            rows, token = rows[keep], token[keep.to(device)]
+            rows, token, finished = rows[keep], token[keep.to(device)], finished[keep]
             past.batch_select_indices(keep.to(device))
             mask, step_pos = mask[keep.to(device)], step_pos[keep.to(device)]
         step_ids = token[:, None]

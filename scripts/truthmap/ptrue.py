@@ -51,13 +51,14 @@ def letter_ids(tokenizer, prompt: str, style: Style) -> tuple[int, int]:
 
 def p_true_log_odds(
     model, tokenizer, items: Sequence[tuple[str, str]], style: Style, batch_size: int,
-    max_positions: int | None = None,
+    max_positions: int | None = None, share_stem: bool = True,
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """log P(True) - log P(False) per (question, answer) item, for both option orders, and what
     each item's prompts lost to fit the context.
 
     A prompt longer than ``max_positions`` loses the start of its question, then
     of its answer; one that cannot fit even so gets NaN, and its note says why.
+    ``share_stem=False`` runs each order's prompt whole (what the benchmark compares with).
     """
     from truthmap.context import fit_fields
     from truthmap.generation import branch_logits
@@ -83,6 +84,8 @@ def p_true_log_odds(
     ab = {order: np.full(len(items), np.nan) for order in ORDERS}
     fed_in = {o: {i for i, fit in enumerate(fits[o]) if fit.ids is not None} for o in ORDERS}
     both = set.intersection(*fed_in.values())
+    if not share_stem:
+        both = set()
     groups = [(sorted(both), list(ORDERS))] + [(sorted(fed_in[o] - both), [o]) for o in ORDERS]
     for fed, orders in groups:
         if not fed:

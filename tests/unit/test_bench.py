@@ -94,3 +94,20 @@ def test_resampling_bench_times_three_modes_on_the_same_samples(tiny_model, tiny
     assert by_mode["one_at_a_time"]["speedup_vs_one_at_a_time"] == 1.0
     # the same seeds: the modes decode the same samples (a tiny fp32 model has no near ties)
     assert all(r["same_as_shared"] == 1.0 for r in rows)
+
+
+def test_lever_bench_times_both_sides_of_every_lever_on_the_same_outputs(tiny_model_dir, tmp_path):
+    import re
+
+    from truthmap.lever_bench import measure
+
+    lines: list[str] = []
+    levers = measure(str(tiny_model_dir), 4, 1, 2, lines.append, scratch=tmp_path / "levers.h5")
+    assert len(lines) == len(levers) == 6
+    assert all(x.a_s > 0 and x.b_s > 0 and x.speedup == x.a_s / x.b_s for x in levers)
+    by_name = {x.name: x for x in levers}
+    # the two levers that must not change outputs do not
+    assert by_name["decoding: stopped rows leave the batch"].agreement == "4 of 4 answers identical"
+    gap = re.match(r"log-odds max \|diff\| (\S+),", by_name["P(True): orders share their stem"].agreement)
+    assert gap and float(gap.group(1)) < 1e-4
+    assert not (tmp_path / "levers.h5").exists()

@@ -95,6 +95,9 @@ def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny_m
     together = generate_batched(model, prompts, pad_id=0, stop_ids=stops, eos=set(), max_new_tokens=8,
                                 batch_size=4, sampling=plan)
     assert len({len(g.gen_ids) for g in together}) > 1  # rows really stopped at different steps
+    kept = generate_batched(model, prompts, pad_id=0, stop_ids=stops, eos=set(), max_new_tokens=8, batch_size=4,
+                            sampling=plan, compact=False)  # stopped rows stay in the batch
+    assert [g.gen_ids for g in kept] == [g.gen_ids for g in together]
     for i, prompt in enumerate(prompts):
         alone_plan = Sampling(1.0, 5, [plan.seeds[i]]) if sampling else None
         (alone,) = generate_batched(model, [prompt], pad_id=0, stop_ids=stops, eos=set(), max_new_tokens=8,

@@ -30,6 +30,9 @@ def test_log_odds_match_a_full_forward(tiny_model):
                 logits = model(ids).logits[0, -1]
             expected = sign * float(logits[a_id] - logits[b_id])
             assert np.isclose(odds[order][i], expected, atol=1e-4)
+    whole, _ = p_true_log_odds(model, tok, items, "plain", batch_size=2, share_stem=False)
+    for order in ("ab", "ba"):
+        np.testing.assert_allclose(whole[order], odds[order], atol=1e-4)
 
 
 def test_questions_to_score_are_the_test_set_plus_a_stable_training_sample():
