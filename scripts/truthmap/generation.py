@@ -387,7 +387,8 @@ def branch_logits(
 
     The k sequences of an item (P(True)'s two option orders of one question and answer) share
     a stem, run once: its KV cache is repeated over the k branches, which then run their own
-    ends, right-padded behind the stem. ``batch_size`` counts items.
+    ends, left-padded behind the stem so that every branch ends in the last column and the LM
+    head runs there only. ``batch_size`` counts items.
     """
     device = next(model.parameters()).device
     wanted = torch.tensor(list(token_ids), dtype=torch.long, device=device)
@@ -409,8 +410,8 @@ def branch_logits(
                 stem_ids[row, width - len(stem):] = torch.tensor(stem, dtype=torch.long)
                 stem_mask[row, width - len(stem):] = 1
             for j, end in enumerate(ends[row]):
-                end_ids[row * k + j, : len(end)] = torch.tensor(end, dtype=torch.long)
-                end_mask[row * k + j, : len(end)] = 1
+                end_ids[row * k + j, tail - len(end):] = torch.tensor(end, dtype=torch.long)
+                end_mask[row * k + j, tail - len(end):] = 1
         stem_ids, stem_mask = stem_ids.to(device), stem_mask.to(device)
         end_ids, end_mask = end_ids.to(device), end_mask.to(device)
         past = None
@@ -420,11 +421,10 @@ def branch_logits(
                          logits_to_keep=1).past_key_values
             past.batch_repeat_interleave(k)
         stem_mask = stem_mask.repeat_interleave(k, dim=0)
-        positions = stem_mask.sum(-1, keepdim=True) + torch.arange(tail, device=device)[None, :]
+        positions = stem_mask.sum(-1, keepdim=True) + (end_mask.cumsum(-1) - 1).clamp(min=0)
         mask = torch.cat([stem_mask, end_mask], dim=1)
         logits = model(input_ids=end_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
-                       use_cache=past is not None).logits
-        last = end_mask.sum(-1) - 1
-        chosen = logits[torch.arange(n * k, device=device), last].float().index_select(-1, wanted)
+                       use_cache=past is not None, logits_to_keep=1).logits
+        chosen = logits[:, -1].float().index_select(-1, wanted)
         out[batch] = chosen.reshape(n, k, -1).cpu().numpy()
     return out

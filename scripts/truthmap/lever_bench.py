@@ -10,7 +10,8 @@ row says what the lever changes in the outputs:
 - decoding: a stopped sequence leaves its batch (vs staying until all stopped);
 - P(True): the two option orders share their stem's KV cache (vs two whole prompts);
 - bfloat16 vs float32 for generation, extraction and P(True) (auto picks bfloat16
-  on a CPU with AVX-512 BF16 or AMX);
+  on a CPU with AVX-512 BF16 or AMX), and a bfloat16 model's LM head in bfloat16 vs
+  float32 (the pipeline's choice);
 - the generation batch size, in the dtype ``auto`` picks.
 """
 
@@ -86,6 +87,7 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
 
     info = ModelInfo.read(model_dir)
     models = {name: load_model(model_dir, dtype=name)[0] for name in ("float32", "bfloat16")}
+    models["bfloat16 head"] = load_model(model_dir, dtype="bfloat16", float32_head=False)[0]
     _, tokenizer = load_model(model_dir, dtype="float32")
     auto = str(pick_dtype("auto", pick_device("auto"))).removeprefix("torch.")
     questions = bench_questions(n)
@@ -105,6 +107,7 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
         return lambda: p_true_log_odds(models[dtype], tokenizer, items, style, 32, info.max_positions,
                                        share_stem=share_stem)[0]
 
+    reference = p_true("float32")()
     work = extraction_workload(tokenizer, n, info.has_chat_template)
     scratch.parent.mkdir(parents=True, exist_ok=True)
 
@@ -123,6 +126,8 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
         ("extraction dtype", "float32", "bfloat16", extract("float32"), extract("bfloat16"),
          lambda a, b: "hidden states differ by the dtype's rounding"),
         ("P(True) dtype", "float32", "bfloat16", p_true("float32"), p_true("bfloat16"), log_odds_gap),
+        ("LM head of a bfloat16 model", "bfloat16", "float32", p_true("bfloat16 head"), p_true("bfloat16"),
+         lambda a, b: f"P(True) vs float32 model: {log_odds_gap(a, reference)} / {log_odds_gap(b, reference)}"),
         (f"generation batch ({auto})", str(gen_batch), str(2 * gen_batch), decode(auto),
          decode(auto, batch=2 * gen_batch), same_answers),
     ]
@@ -142,7 +147,7 @@ def format_row(lever: Lever) -> str:
 
 
 def header() -> str:
-    return f"{'lever':<40}{'A':>12}{'A s':>9}{'B':>13}{'B s':>9}{'B/A':>9}  outputs"
+    return f"{'lever':<40}{'A':>12}{'A s':>9}{'B':>13}{'B s':>9}{'speedup':>9}  outputs"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

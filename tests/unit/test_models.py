@@ -180,3 +180,26 @@ def test_code_shipped_with_a_model_never_runs_without_opt_in(tmp_path, tiny_hf_d
     with pytest.raises(InputError, match=r"model 'remote'.*models.remote.trust_remote_code"):
         prepare_model("remote", str(folder), tmp_path / "out")
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_16_bit_model_runs_its_lm_head_in_float32(tiny_model_dir, tiny_tokenizer):
+    import torch
+
+    from truthmap.models import head_to_float32, load_model
+
+    ids = torch.tensor([tiny_tokenizer("The capital of France is Paris, and", add_special_tokens=False)["input_ids"]])
+    fp32 = load_model(tiny_model_dir, device="cpu", dtype="float32")[0]
+    bf16_head = load_model(tiny_model_dir, device="cpu", dtype="bfloat16", float32_head=False)[0]
+    model = load_model(tiny_model_dir, device="cpu", dtype="bfloat16")[0]
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    assert head.weight.dtype == torch.float32 and embed.weight.dtype == torch.bfloat16
+    assert head.weight.data_ptr() != embed.weight.data_ptr()  # its own copy where the two were tied
+    assert torch.equal(head.weight, bf16_head.get_output_embeddings().weight.float())  # the same values
+    reference = fp32(ids).logits
+    logits = model(ids).logits
+    assert logits.dtype == torch.float32
+    # only the body's rounding is left: closer to float32 than logits rounded to bfloat16 at the end
+    assert (logits - reference).abs().max() < (bf16_head(ids).logits.float() - reference).abs().max()
+    before = fp32.get_output_embeddings()
+    head_to_float32(fp32)
+    assert fp32.get_output_embeddings() is before  # a float32 model keeps its own (tied) head
