@@ -92,7 +92,8 @@ class ModelSettings(Section):
     `float16`. On a CPU with AVX-512 BF16, `bfloat16` ran extraction 1.5x and generation 1.9x faster
     than float32 (`make bench BENCH_ARGS="--dtype bfloat16"`); answers can differ from float32 ones,
     so the dtype a run used is recorded in its generations, activations, benchmarks and
-    `summary.json`."""
+    `summary.json`. In a 16-bit dtype the LM head runs in float32, so that logits are not rounded
+    to the dtype's step (README, Performance)."""
     trust_remote_code: bool = False
     """Let Python code shipped inside the model folder run when it loads; only for code you trust."""
     allow_pickle: bool = False
