@@ -82,17 +82,18 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
     from truthmap.activations import extract_to_h5
     from truthmap.bench import DEFAULT_TOKENS, answer_prompts, bench_questions, extraction_workload
     from truthmap.generation import answer_stops, generate_batched
-    from truthmap.models import ModelInfo, load_model, pick_device, pick_dtype
+    from truthmap.models import ModelInfo, dtype_name, load_model, load_tokenizer, pick_device, pick_dtype
     from truthmap.ptrue import p_true_log_odds
 
     info = ModelInfo.read(model_dir)
     models = {name: load_model(model_dir, dtype=name)[0] for name in ("float32", "bfloat16")}
     models["bfloat16 head"] = load_model(model_dir, dtype="bfloat16", float32_head=False)[0]
-    _, tokenizer = load_model(model_dir, dtype="float32")
-    auto = str(pick_dtype("auto", pick_device("auto"))).removeprefix("torch.")
+    tokenizer = load_tokenizer(model_dir)
+    auto = dtype_name(pick_dtype("auto", pick_device("auto")))
+    style = "chat" if info.has_chat_template else "plain"
     questions = bench_questions(n)
     prompts = answer_prompts(tokenizer, questions, info.has_chat_template)
-    eos, stops, pad = answer_stops(models["float32"], tokenizer, "chat" if info.has_chat_template else "plain")
+    eos, stops, pad = answer_stops(models["float32"], tokenizer, style)
 
     def decode(dtype: str, batch: int = gen_batch, compact: bool = True) -> Callable[[], list]:
         return lambda: generate_batched(models[dtype], prompts, pad_id=pad, stop_ids=stops, eos=eos,
@@ -101,7 +102,6 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
     answers = decode("float32")()
     items = [(q["question"], tokenizer.decode(g.gen_ids, skip_special_tokens=True))
              for q, g in zip(questions, answers, strict=True)]
-    style = "chat" if info.has_chat_template else "plain"
 
     def p_true(dtype: str, share_stem: bool = True) -> Callable[[], dict]:
         return lambda: p_true_log_odds(models[dtype], tokenizer, items, style, 32, info.max_positions,

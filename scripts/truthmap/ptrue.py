@@ -83,9 +83,7 @@ def p_true_log_odds(
     # item share everything up to the options, run once
     ab = {order: np.full(len(items), np.nan) for order in ORDERS}
     fed_in = {o: {i for i, fit in enumerate(fits[o]) if fit.ids is not None} for o in ORDERS}
-    both = set.intersection(*fed_in.values())
-    if not share_stem:
-        both = set()
+    both = set.intersection(*fed_in.values()) if share_stem else set()
     groups = [(sorted(both), list(ORDERS))] + [(sorted(fed_in[o] - both), [o]) for o in ORDERS]
     for fed, orders in groups:
         if not fed:
