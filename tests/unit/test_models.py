@@ -203,3 +203,29 @@ def test_a_16_bit_model_runs_its_lm_head_in_float32(tiny_model_dir, tiny_tokeniz
     before = fp32.get_output_embeddings()
     head_to_float32(fp32)
     assert fp32.get_output_embeddings() is before  # a float32 model keeps its own (tied) head
+
+
+def test_a_gguf_file_is_parsed_once_while_converting(monkeypatch, tmp_path):
+    """Inside ``gguf_parsed_once`` every caller of ``gguf.GGUFReader`` gets the first reader of a
+    path (transformers asks three times per conversion); outside, each call parses again."""
+    import gguf
+
+    from truthmap.models import gguf_parsed_once
+
+    parsed = []
+
+    class Reader:
+        def __init__(self, path, mode="r"):
+            parsed.append((str(path), mode))
+
+    monkeypatch.setattr(gguf, "GGUFReader", Reader)
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    with gguf_parsed_once():
+        first = gguf.GGUFReader(a)
+        assert gguf.GGUFReader(str(a)) is first and gguf.GGUFReader(a) is first
+        assert gguf.GGUFReader(b) is not first
+        assert gguf.GGUFReader(a, "r+") is not first  # other arguments: another reader
+    assert parsed == [(str(a), "r"), (str(b), "r"), (str(a), "r+")]
+    assert gguf.GGUFReader is Reader  # put back
+    gguf.GGUFReader(a)
+    assert len(parsed) == 4
