@@ -11,12 +11,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from truthmap.files import InputError
+from truthmap.logistic import fit_many, sigmoid
 from truthmap.settings import EMBEDDINGS_LAYER, ProbeSettings, SplitSettings
 from truthmap.stats import bootstrap_auc, roc_auc
 
@@ -56,12 +54,29 @@ def make_split(ids: list[str], labels: np.ndarray, test_fraction: float, seed: i
     return Split(ids=ids_sorted, labels=y, is_test=is_test, stratified=stratify)
 
 
-def make_probe(cfg: ProbeSettings) -> Pipeline:
-    """Standardised features into an L2 logistic regression."""
-    return make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=cfg.seed),
-    )
+class Probe:
+    """Standardised features into an L2 logistic regression (:mod:`truthmap.logistic`), with
+    scikit-learn's ``fit`` and ``decision_function``: one probe where a stage fits one."""
+
+    def __init__(self, cfg: ProbeSettings) -> None:
+        self.C, self.max_iter = cfg.C, cfg.max_iter
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Probe:
+        self.fits_ = fit_many(X, np.asarray(y), np.ones((1, len(y)), dtype=bool), self.C, self.max_iter)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return self.fits_.decision_function(X, 0)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(N, 2): probabilities of label 0 and of label 1."""
+        p = sigmoid(self.decision_function(X))
+        return np.stack([1 - p, p], axis=1)
+
+
+def make_probe(cfg: ProbeSettings) -> Probe:
+    """An unfitted probe with the run's settings."""
+    return Probe(cfg)
 
 
 @dataclass(frozen=True)
@@ -116,20 +131,14 @@ def class_shortfall(parts: dict[str, np.ndarray], min_per_class: int) -> str:
     return f"too few examples of a class (min_per_class={min_per_class}): " + "; ".join(short)
 
 
-def cross_validated_auc(X: np.ndarray, y: np.ndarray, cfg: ProbeSettings) -> tuple[float, int]:
-    """Mean held-out AUC over stratified, seeded folds of (X, y): (auc, folds used).
-
-    Fewer folds than configured when a class is small; NaN below two.
-    """
+def cv_folds(y: np.ndarray, cfg: ProbeSettings) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, seeded folds of the training rows ``y``: (fit rows, held-out rows) per fold;
+    fewer folds than configured when a class is small, none below two."""
     folds = min(cfg.cv_folds, int(np.bincount(y, minlength=2).min()))
     if folds < 2:
-        return float("nan"), 0
+        return []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
-    aucs = [
-        roc_auc(y[val], make_probe(cfg).fit(X[fit], y[fit]).decision_function(X[val]))
-        for fit, val in splitter.split(X, y)
-    ]
-    return float(np.mean(aucs)), folds
+    return list(splitter.split(np.zeros((len(y), 1)), y))
 
 
 def evaluate_cell(
@@ -148,8 +157,11 @@ def evaluate_cell(
 
     The training rows alone also give a cross-validated AUC, which is what a
     cell is chosen by: the test rows never decide which cell is reported.
-    ``other_splits`` (test masks of further seeded splits) each get a fit,
-    started from the primary probe's weights, and a test AUC.
+    ``other_splits`` (test masks of further seeded splits) each get a fit on
+    their own training rows and a test AUC. Every fit of the cell runs in one
+    batch (:func:`truthmap.logistic.fit_many`); the folds' steps are
+    preconditioned from the training rows' features, each further split's from
+    its own training rows, so no fit depends on rows it may not see.
     """
     y = np.asarray(y).astype(int)
     ids = list(ids) if ids is not None else [str(i) for i in range(len(y))]
@@ -165,41 +177,32 @@ def evaluate_cell(
             **base, auc=nan, ci_low=nan, ci_high=nan, train_auc=nan, status="skipped", reason=short,
             fit_seconds=0.0,
         )
-    X = X.astype(np.float32)  # once, for the primary fit and every further split
-    X_train, X_test = X[train], X[test]
+    X = X.astype(np.float32)
+    train_rows = np.flatnonzero(train)
+    folds = [(train_rows[fit], train_rows[val]) for fit, val in cv_folds(y[train], cfg)]
+    fitted = [i for i, other in enumerate(other_splits)  # a split short of a class scores NaN
+              if not class_shortfall({"train": y[~other], "test": y[other]}, cfg.min_per_class)]
+    masks = [train] + [np.isin(np.arange(len(y)), fit) for fit, _ in folds] + [~other_splits[i] for i in fitted]
+    bases = [0] * (1 + len(folds)) + list(range(1 + len(folds), len(masks)))
+    split_fit = {i: 1 + len(folds) + j for j, i in enumerate(fitted)}
     start = time.perf_counter()
-    probe = make_probe(cfg).fit(X_train, y[train])
+    fits = fit_many(X, y, np.array(masks), cfg.C, cfg.max_iter, bases=bases)
     fit_seconds = time.perf_counter() - start
-    scores = probe.decision_function(X_test)
+    scores = fits.decision_function(X[test], 0)
     low, high = bootstrap_auc(y[test], scores, cfg.bootstrap, cfg.ci_level, cfg.seed)
-    cv, folds = cross_validated_auc(X_train, y[train], cfg)
+    cv = [roc_auc(y[val], fits.decision_function(X[val], k)) for k, (_, val) in enumerate(folds, start=1)]
     auc = roc_auc(y[test], scores)
-    spread = [auc, *(split_auc(X, y, other, probe, cfg) for other in other_splits)]
+    spread = [auc, *(roc_auc(y[other], fits.decision_function(X[other], split_fit[i])) if i in split_fit
+                     else float("nan") for i, other in enumerate(other_splits))]
     finite = [a for a in spread if np.isfinite(a)]
     return CellResult(
         **base, auc=auc, ci_low=low, ci_high=high,
-        train_auc=roc_auc(y[train], probe.decision_function(X_train)), status="ok", reason="",
-        fit_seconds=fit_seconds, cv_auc=cv, cv_folds=folds,
+        train_auc=roc_auc(y[train], fits.decision_function(X[train], 0)), status="ok", reason="",
+        fit_seconds=fit_seconds, cv_auc=float(np.mean(cv)) if cv else float("nan"), cv_folds=len(folds),
         test_ids=[ids[i] for i in np.flatnonzero(test)], test_scores=[float(v) for v in scores],
         split_aucs=spread, auc_split_mean=float(np.mean(finite)) if finite else float("nan"),
         auc_split_std=float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
     )
-
-
-def split_auc(X: np.ndarray, y: np.ndarray, is_test: np.ndarray, start: Pipeline, cfg: ProbeSettings) -> float:
-    """The test AUC of a probe fitted on another split's training rows (NaN when a class is short).
-
-    The fit starts from ``start``'s weights (the primary split's probe): the
-    objective is strictly convex, so the optimum is the same, in fewer steps.
-    """
-    if class_shortfall({"train": y[~is_test], "test": y[is_test]}, cfg.min_per_class):
-        return float("nan")
-    probe = make_probe(cfg)
-    head = probe[-1]
-    head.set_params(warm_start=True)
-    head.coef_, head.intercept_ = start[-1].coef_.copy(), start[-1].intercept_.copy()
-    probe.fit(X[~is_test], y[~is_test])
-    return roc_auc(y[is_test], probe.decision_function(X[is_test]))
 
 
 def assign_splits(

@@ -1,0 +1,194 @@
+"""Many L2 logistic regressions on one feature matrix at once: the probes' solver.
+
+Each fit minimises what scikit-learn's ``make_pipeline(StandardScaler(), LogisticRegression(C=C))``
+does on its rows: features standardised on those rows (mean, population standard deviation, a
+constant feature left unscaled), then the mean log-loss plus ``||w||^2 / (2 C n)`` (intercept
+unpenalised), stopped, as scikit-learn's L-BFGS is, once no gradient entry exceeds ``tol``.
+
+A cell's fits (the primary split, the cross-validation folds, the further seeded splits) use the
+same questions' features and differ only in their rows, so they run as one batch: every step of
+all of them is two matrix products with the cell's feature matrix instead of two matrix-vector
+products per fit. Each fit keeps its own L-BFGS memory and line search. The initial inverse
+Hessian of L-BFGS is the inverse of Bohning's bound on the log-loss Hessian (the standardised
+features' correlation matrix over 4, plus the penalty), built from a base fit's rows, features
+only: standardised hidden states are strongly correlated, and without it a fit takes 150 to
+450 steps; with it, 20 to 300.
+
+The objective is strictly convex: its optimum does not depend on the solver, but where a fit
+stops short of it does, slightly; :data:`TOL` stops much nearer than scikit-learn's default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TOL = 1e-5
+"""Largest gradient entry at which a fit stops: ten times below scikit-learn's default, which
+puts test AUCs within 2.1e-4 of the optimum's on layer 15 of the default run (scikit-learn's
+default stopping point: within 1.2e-3)."""
+
+ARMIJO = 1e-4
+"""Sufficient decrease of the backtracking line search."""
+
+HISTORY = 10
+"""Curvature pairs each fit keeps (scikit-learn's L-BFGS keeps 10)."""
+
+
+@dataclass(frozen=True)
+class Fits:
+    """K fitted probes: standardisation, weights on standardised features, intercept."""
+
+    mean: np.ndarray
+    """(K, H) column means of each fit's rows."""
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+
+    def decision_function(self, X: np.ndarray, k: int = 0) -> np.ndarray:
+        """Fit ``k``'s log-odds of label 1 for the rows of ``X``."""
+        X = np.asarray(X, dtype=np.float64)
+        return ((X - self.mean[k]) / self.scale[k]) @ self.coef[k] + self.intercept[k]
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, z)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class _Problem:
+    """The K objectives on centred features X (N, H); margins Z are (K, N)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, masks: np.ndarray, C: float) -> None:
+        self.X, self.XT, self.y, self.M = X, np.ascontiguousarray(X.T), y[None, :], masks
+        self.n = masks.sum(1)
+        self.mean = (masks @ X) / self.n[:, None]
+        var = (masks @ (X * X)) / self.n[:, None] - self.mean**2
+        scale = np.sqrt(np.clip(var, 0, None))
+        self.scale = np.where(scale < 10 * np.finfo(np.float64).eps, 1.0, scale)
+        self.lam = 1.0 / (C * self.n)
+
+    def margins(self, theta: np.ndarray) -> np.ndarray:
+        """(K, N) margins of parameters ``theta`` (K, H + 1); linear in ``theta``, so a direction's
+        margins are what one unit step along it adds."""
+        V = theta[:, :-1] / self.scale
+        return V @ self.XT + (theta[:, -1] - (self.mean * V).sum(1))[:, None]
+
+    def loss(self, theta: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        w = theta[:, :-1]
+        data = ((softplus(Z) - self.y * Z) * self.M).sum(1) / self.n
+        return data + 0.5 * self.lam * (w * w).sum(1)
+
+    def gradient(self, theta: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        R = (sigmoid(Z) - self.y) * self.M / self.n[:, None]  # (K, N)
+        sums = R.sum(1)
+        gw = (R @ self.X - self.mean * sums[:, None]) / self.scale + self.lam[:, None] * theta[:, :-1]
+        return np.concatenate([gw, sums[:, None]], 1)
+
+
+def bound_inverses(prob: _Problem, masks: np.ndarray, bases: list[int]) -> dict[int, np.ndarray]:
+    """Per base fit b, the inverse of Bohning's bound on the Hessian of fit b's objective in its
+    coordinates, built from fit b's rows (features only): the standardised features' correlation
+    over 4, plus the penalty, and 1/4 for the intercept (standardised columns are orthogonal to
+    it). Each Gram matrix is the whole matrix's less that of the rows the fit leaves out."""
+    X = prob.X
+    whole = prob.XT @ X
+    H = X.shape[1]
+    out = {}
+    for b in sorted(set(bases)):
+        left_out = X[masks[b] == 0]
+        mu, s = prob.mean[b], prob.scale[b]
+        cov = (whole - left_out.T @ left_out) / prob.n[b] - np.outer(mu, mu)
+        B = np.zeros((H + 1, H + 1))
+        B[:H, :H] = cov / np.outer(s, s) / 4
+        B[range(H), range(H)] += prob.lam[b]
+        B[H, H] = 0.25
+        out[b] = np.linalg.inv(B)
+    return out
+
+
+def fit_many(X: np.ndarray, y: np.ndarray, masks: np.ndarray, C: float, max_iter: int, tol: float = TOL,
+             bases: list[int] | None = None) -> Fits:
+    """Fit one probe per row of ``masks`` (K, N): on the rows of X (N, H) and y (0/1) it selects.
+
+    Fit k's steps are preconditioned with a matrix built from the rows of fit ``bases[k]``
+    (default: its own), so a fit never depends on rows outside those of its base, and a fit
+    whose base is itself on no rows but its own. Every fit needs both labels among its rows
+    (the caller checks class counts)."""
+    X64 = np.asarray(X, dtype=np.float64)
+    center = X64.mean(0)
+    masks = np.asarray(masks, dtype=np.float64)
+    prob = _Problem(X64 - center, np.asarray(y, dtype=np.float64), masks, C)  # centred: no large means cancel
+    K, P = masks.shape[0], X64.shape[1] + 1
+    bases = list(range(K)) if bases is None else list(bases)
+    groups = [(np.array([k for k in range(K) if bases[k] == b]), inverse)
+              for b, inverse in bound_inverses(prob, masks, bases).items()]
+
+    theta = np.zeros((K, P))
+    Z = prob.margins(theta)
+    f, g = prob.loss(theta, Z), prob.gradient(theta, Z)
+    S, Y = np.zeros((HISTORY, K, P)), np.zeros((HISTORY, K, P))
+    rho = np.zeros((HISTORY, K))  # 0 marks a pair a fit did not keep
+    done = np.abs(g).max(1) <= tol
+    n_iter = np.zeros(K, dtype=int)
+    for it in range(max_iter):
+        if done.all():
+            break
+        d = -_two_loop(g, S, Y, rho, [(it - 1 - j) % HISTORY for j in range(min(it, HISTORY))], groups)
+        d = np.where(((g * d).sum(1) >= 0)[:, None], -g, d)  # never uphill
+        d[done] = 0.0
+        slope = (g * d).sum(1)
+        Zd = prob.margins(d)
+        alpha = _backtrack(prob, theta, Z, f, slope, d, Zd, ~done)
+        step = alpha[:, None] * d
+        theta_new, Z_new = theta + step, Z + alpha[:, None] * Zd
+        f_new, g_new = prob.loss(theta_new, Z_new), prob.gradient(theta_new, Z_new)
+        y_vec = g_new - g
+        sy = (step * y_vec).sum(1)
+        keep = (sy > 1e-10) & ~done
+        slot = it % HISTORY
+        S[slot], Y[slot] = step, y_vec
+        rho[slot] = np.where(keep, 1.0 / np.where(keep, sy, 1.0), 0.0)
+        theta, Z = theta_new, Z_new
+        f, g = np.where(done, f, f_new), np.where(done[:, None], g, g_new)
+        n_iter += ~done
+        done = done | (np.abs(g).max(1) <= tol)
+    return Fits(mean=prob.mean + center, scale=prob.scale, coef=theta[:, :-1].copy(), intercept=theta[:, -1].copy(),
+                n_iter=n_iter, converged=done)
+
+
+def _two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, newest_first: list[int],
+              groups: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """L-BFGS's inverse-Hessian product with ``g`` per fit, the inverse bound of the fit's base
+    as the initial matrix (``groups``: the fits sharing a base, and its inverse)."""
+    q, alphas = g.copy(), []
+    for i in newest_first:
+        a = rho[i] * (S[i] * q).sum(1)
+        alphas.append(a)
+        q -= a[:, None] * Y[i]
+    r = np.empty_like(q)
+    for fits, inverse in groups:
+        r[fits] = q[fits] @ inverse
+    for i, a in zip(reversed(newest_first), reversed(alphas)):
+        b = rho[i] * (Y[i] * r).sum(1)
+        r += S[i] * (a - b)[:, None]
+    return r
+
+
+def _backtrack(prob: _Problem, theta, Z, f, slope, d, Zd, active, tries: int = 40) -> np.ndarray:
+    """Per-fit step lengths from 1, halved until the Armijo condition holds (0 for inactive fits)."""
+    alpha = np.where(active, 1.0, 0.0)
+    for _ in range(tries):
+        trial = prob.loss(theta + alpha[:, None] * d, Z + alpha[:, None] * Zd)
+        failing = active & (trial > f + ARMIJO * alpha * slope)
+        if not failing.any():
+            break
+        alpha = np.where(failing, alpha / 2, alpha)
+    return alpha
