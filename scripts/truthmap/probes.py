@@ -100,6 +100,7 @@ class CellResult:
     """ok or skipped."""
     reason: str
     fit_seconds: float
+    """Seconds of the cell's fits together (primary, folds, further splits: one batch)."""
     cv_auc: float = float("nan")
     """Mean AUC over stratified folds of the training rows only: what chooses a cell."""
     cv_folds: int = 0
@@ -141,6 +142,34 @@ def cv_folds(y: np.ndarray, cfg: ProbeSettings) -> list[tuple[np.ndarray, np.nda
     return list(splitter.split(np.zeros((len(y), 1)), y))
 
 
+@dataclass(frozen=True)
+class FitPlan:
+    """The fits of one cell, as :func:`truthmap.logistic.fit_many` takes them."""
+
+    masks: np.ndarray
+    """(K, N): the primary split's training rows, then each fold's, then each fitted split's."""
+    bases: list[int]
+    """Whose rows precondition each fit: the training rows for the primary fit and the folds
+    (folds are parts of them), its own rows for a further split."""
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    """(fit rows, held-out rows) of each fold; fit 1 + f is fold f."""
+    split_fit: dict[int, int]
+    """Index into ``other_splits`` -> its fit; a split short of a class has none (its AUC is NaN)."""
+
+
+def plan_fits(y: np.ndarray, is_test: np.ndarray, other_splits: Sequence[np.ndarray], cfg: ProbeSettings) -> FitPlan:
+    """Every fit a cell needs, none of which holds a row it is tested on."""
+    train_rows = np.flatnonzero(~is_test)
+    folds = [(train_rows[fit], train_rows[val]) for fit, val in cv_folds(y[~is_test], cfg)]
+    fitted = [i for i, other in enumerate(other_splits)
+              if not class_shortfall({"train": y[~other], "test": y[other]}, cfg.min_per_class)]
+    masks = [~is_test] + [np.isin(np.arange(len(y)), fit) for fit, _ in folds] + [~other_splits[i] for i in fitted]
+    return FitPlan(
+        masks=np.array(masks), bases=[0] * (1 + len(folds)) + list(range(1 + len(folds), len(masks))), folds=folds,
+        split_fit={i: 1 + len(folds) + j for j, i in enumerate(fitted)},
+    )
+
+
 def evaluate_cell(
     layer: int,
     token: str,
@@ -178,27 +207,21 @@ def evaluate_cell(
             fit_seconds=0.0,
         )
     X = X.astype(np.float32)
-    train_rows = np.flatnonzero(train)
-    folds = [(train_rows[fit], train_rows[val]) for fit, val in cv_folds(y[train], cfg)]
-    fitted = [i for i, other in enumerate(other_splits)  # a split short of a class scores NaN
-              if not class_shortfall({"train": y[~other], "test": y[other]}, cfg.min_per_class)]
-    masks = [train] + [np.isin(np.arange(len(y)), fit) for fit, _ in folds] + [~other_splits[i] for i in fitted]
-    bases = [0] * (1 + len(folds)) + list(range(1 + len(folds), len(masks)))
-    split_fit = {i: 1 + len(folds) + j for j, i in enumerate(fitted)}
+    plan = plan_fits(y, is_test, other_splits, cfg)
     start = time.perf_counter()
-    fits = fit_many(X, y, np.array(masks), cfg.C, cfg.max_iter, bases=bases)
+    fits = fit_many(X, y, plan.masks, cfg.C, cfg.max_iter, bases=plan.bases)
     fit_seconds = time.perf_counter() - start
     scores = fits.decision_function(X[test], 0)
     low, high = bootstrap_auc(y[test], scores, cfg.bootstrap, cfg.ci_level, cfg.seed)
-    cv = [roc_auc(y[val], fits.decision_function(X[val], k)) for k, (_, val) in enumerate(folds, start=1)]
+    cv = [roc_auc(y[val], fits.decision_function(X[val], k)) for k, (_, val) in enumerate(plan.folds, start=1)]
     auc = roc_auc(y[test], scores)
-    spread = [auc, *(roc_auc(y[other], fits.decision_function(X[other], split_fit[i])) if i in split_fit
-                     else float("nan") for i, other in enumerate(other_splits))]
+    spread = [auc, *(roc_auc(y[other], fits.decision_function(X[other], plan.split_fit[i]))
+                     if i in plan.split_fit else float("nan") for i, other in enumerate(other_splits))]
     finite = [a for a in spread if np.isfinite(a)]
     return CellResult(
         **base, auc=auc, ci_low=low, ci_high=high,
         train_auc=roc_auc(y[train], fits.decision_function(X[train], 0)), status="ok", reason="",
-        fit_seconds=fit_seconds, cv_auc=float(np.mean(cv)) if cv else float("nan"), cv_folds=len(folds),
+        fit_seconds=fit_seconds, cv_auc=float(np.mean(cv)) if cv else float("nan"), cv_folds=len(plan.folds),
         test_ids=[ids[i] for i in np.flatnonzero(test)], test_scores=[float(v) for v in scores],
         split_aucs=spread, auc_split_mean=float(np.mean(finite)) if finite else float("nan"),
         auc_split_std=float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
