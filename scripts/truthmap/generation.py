@@ -12,6 +12,7 @@ share its batch.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from truthmap.context import fit_context, prompt_room
+from truthmap.prefix_attention import SharedPrefix, check_attended, shared_prefix_attention, supports_shared_prefix
 from truthmap.settings import GenerationSettings
 
 FinishReason = Literal["eos", "stop", "length"]
@@ -88,10 +90,12 @@ def generate_batched(
     sampling: Sampling | None = None,
     share_prefix: bool = True,
     compact: bool = True,
+    prefix_once: bool = True,
 ) -> list[Generation]:
     """Greedy continuations of ``prompts`` (token ids), in the order given; sampled ones with ``sampling``.
 
-    ``share_prefix=False`` runs every prompt whole even where a batch shares a prefix, and
+    ``share_prefix=False`` runs every prompt whole even where a batch shares a prefix,
+    ``prefix_once=False`` repeats a shared prefix's KV cache over the batch's rows, and
     ``compact=False`` keeps stopped sequences in the batch until all have stopped (what the
     benchmarks compare with)."""
     if sampling is not None and len(sampling.seeds) != len(prompts):
@@ -101,7 +105,7 @@ def generate_batched(
     for batch in length_batches([len(p) for p in prompts], batch_size):
         pick = _picker(sampling, batch)
         outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens, pick,
-                               share_prefix, compact)
+                               share_prefix, compact, prefix_once)
         for i, out in zip(batch, outs):
             results[i] = out
         done += len(batch)
@@ -155,17 +159,30 @@ def _picker(sampling: Sampling | None, batch: Sequence[int]) -> Callable[[torch.
 
 @torch.inference_mode()
 def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick, share_prefix=True,
-                    compact=True) -> list[Generation]:
+                    compact=True, prefix_once=True) -> list[Generation]:
     """Decode one batch. A prefix shared by all prompts (chat template, few-shot
-    demonstrations) is run once and its KV cache repeated over the batch; the
-    rest is left-padded behind it, with position ids that skip the padding."""
+    demonstrations) is run once, and its KV cache is held once for the batch where the
+    model's attention allows (``prefix_once``), else repeated over the rows; the rest is
+    left-padded behind it, with position ids that skip the padding."""
     device = next(model.parameters()).device
     shared = shared_prefix_len(prompts) if share_prefix else 0
-    past = None
+    past, held = None, {}
     if shared:
         prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
         past = model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
-        past.batch_repeat_interleave(len(prompts))
+        if prefix_once and supports_shared_prefix(model):
+            held = {"shared_prefix": SharedPrefix.from_cache(past)}
+            past = None
+        else:
+            past.batch_repeat_interleave(len(prompts))
+    with shared_prefix_attention(model) if held else contextlib.nullcontext():
+        return _decode(model, prompts, shared, past, held, pad_id, stop_ids, eos, max_new_tokens, pick, compact)
+
+
+def _decode(model, prompts, shared, past, held, pad_id, stop_ids, eos, max_new_tokens, pick, compact):
+    """Decode a batch behind its ``shared`` first tokens: in ``past`` repeated over the rows, or
+    ``held`` once (:mod:`truthmap.prefix_attention`), when ``past`` is None."""
+    device = next(model.parameters()).device
     rests = [list(p[shared:]) for p in prompts]
     width = max(len(r) for r in rests)
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -175,7 +192,8 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
         own[row, width - len(rest) :] = 1
     input_ids, own = input_ids.to(device), own.to(device)
     positions = shared + (own.cumsum(-1) - 1).clamp(min=0)
-    mask = torch.cat([torch.ones((len(prompts), shared), dtype=torch.long, device=device), own], dim=1)
+    cached = 0 if held else shared  # prefix columns in the rows' own cache and mask
+    mask = torch.cat([torch.ones((len(prompts), cached), dtype=torch.long, device=device), own], dim=1)
 
     n = len(prompts)
     chosen = torch.zeros((n, max_new_tokens), dtype=torch.long)
@@ -197,8 +215,11 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
             past_key_values=past,
             use_cache=True,
             logits_to_keep=1,
+            **held,
         )
         past = out.past_key_values
+        if held and step == 0:
+            check_attended(held["shared_prefix"])
         logits = out.logits[:, -1, :].float()
         token = pick(logits, rows)
         logprob = torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]

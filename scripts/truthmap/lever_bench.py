@@ -8,6 +8,8 @@ model (median of ``--repeats``); a figure from another run is no baseline. Each
 row says what the lever changes in the outputs:
 
 - decoding: a stopped sequence leaves its batch (vs staying until all stopped);
+- exact-answer extraction: the few-shot prefix's KV cache held once for a batch (vs repeated
+  over its rows), in the dtype ``auto`` picks;
 - P(True): the two option orders share their stem's KV cache (vs two whole prompts);
 - bfloat16 vs float32 for generation, extraction and P(True) (auto picks bfloat16
   on a CPU with AVX-512 BF16 or AMX), and a bfloat16 model's LM head in bfloat16 vs
@@ -107,6 +109,17 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
         return lambda: p_true_log_odds(models[dtype], tokenizer, items, style, 32, info.max_positions,
                                        share_stem=share_stem)[0]
 
+    from truthmap.generation import eos_ids, newline_ids
+    from truthmap.prompts import extraction_prompt_ids
+
+    extraction_prompts = [extraction_prompt_ids(tokenizer, q, a, style, None).ids for q, a in items]
+    extractor_eos = eos_ids(models[auto], tokenizer)
+
+    def extract_answers(prefix_once: bool) -> Callable[[], list]:
+        return lambda: generate_batched(models[auto], extraction_prompts, pad_id=pad,
+                                        stop_ids=newline_ids(tokenizer) - extractor_eos, eos=extractor_eos,
+                                        max_new_tokens=16, batch_size=32, prefix_once=prefix_once)
+
     reference = p_true("float32")()
     work = extraction_workload(tokenizer, n, info.has_chat_template)
     scratch.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +133,8 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
     plan = [
         ("decoding: stopped rows leave the batch", "stay", "leave", decode("float32", compact=False),
          decode("float32"), same_answers),
+        (f"extraction: few-shot prefix held once ({auto})", "repeated", "held once", extract_answers(False),
+         extract_answers(True), same_answers),
         ("P(True): orders share their stem", "2 prompts", "shared stem", p_true("float32", False), p_true("float32"),
          log_odds_gap),
         ("generation dtype", "float32", "bfloat16", decode("float32"), decode("bfloat16"), same_answers),

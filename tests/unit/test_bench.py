@@ -105,7 +105,7 @@ def test_lever_bench_times_both_sides_of_every_lever_on_the_same_outputs(tiny_mo
 
     lines: list[str] = []
     levers = measure(str(tiny_model_dir), 4, 1, 2, lines.append, scratch=tmp_path / "levers.h5")
-    assert len(lines) == len(levers) == 7
+    assert len(lines) == len(levers) == 8
     assert all(x.a_s > 0 and x.b_s > 0 and x.speedup == x.a_s / x.b_s for x in levers)
     by_name = {x.name: x for x in levers}
     # the two levers that must not change outputs do not
