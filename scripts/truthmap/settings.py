@@ -199,8 +199,9 @@ class ExactAnswerSettings(Section):
     """`same` (the answering model) or the name of another entry of `models`."""
     max_new_tokens: int = _positive_int(16)
     """Most tokens of the extractor's reply."""
-    batch_size: int = _positive_int(32)
-    """Extraction prompts decoded together (their shared few-shot prefix is computed once per batch)."""
+    batch_size: int = _positive_int(64)
+    """Extraction prompts decoded together; their shared few-shot prefix is computed and held once
+    per batch (64 extracted 256 answers 1.3x faster than 32 on a 2-core CPU; 128 was no faster)."""
     max_words: int | None = setting(8, minimum=1)
     """Reject longer extractions (small extractors often copy the whole sentence); null accepts
     any length, like the reference code."""
