@@ -27,6 +27,7 @@ include: "workflow/rules/detectors.smk"
 include: "workflow/rules/generalise.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/resampling.smk"
+include: "workflow/rules/explorer.smk"
 
 
 # Light rules run on the submit host under a cluster executor (no submission).
@@ -50,6 +51,7 @@ localrules:
     plot_error_types,
     plot_error_type_probes,
     plot_answer_selection,
+    build_explorer,
 
 
 rule all:

@@ -17,6 +17,10 @@ from truthmap.results import rows_by_site  # noqa: E402
 from truthmap.settings import EMBEDDINGS_LAYER, TOKEN_NAMES  # noqa: E402
 from truthmap.files import atomic_path  # noqa: E402
 
+#: The colour scale of AUC heatmaps, and of differences of two AUCs (the explorer uses the same).
+AUC_SCALE = {"cmap": "Blues", "vmin": 0.5, "vmax": 1.0}
+DIFFERENCE_SCALE = {"cmap": "RdBu", "vmin": -0.5, "vmax": 0.5}
+
 
 def auc_grid(rows: Sequence[dict], column: str = "auc") -> tuple[np.ndarray, list[int], list[str]]:
     """(layers x tokens) matrix of ``column`` (the AUC), NaN where a cell was skipped, with its axes."""
@@ -46,7 +50,7 @@ def plot_heatmap(
     ``column`` picks the value drawn: the pooled ``auc`` or ``auc_within_group``.
     """
     panels = {site: auc_grid(part, column) for site, part in (rows_by_site(rows) or {"": []}).items()}
-    _draw_grids(panels, title, out_paths, annotate, dict(cmap="Blues", vmin=0.5, vmax=1.0), colour_label)
+    _draw_grids(panels, title, out_paths, annotate, dict(AUC_SCALE), colour_label)
 
 
 def plot_difference(
@@ -63,7 +67,7 @@ def plot_difference(
     for site, part in (rows_by_site(rows) or {"": []}).items():
         grid, layers, tokens = auc_grid(part)
         panels[site] = (grid - baseline_auc, layers, tokens)
-    _draw_grids(panels, title, out_paths, annotate, dict(cmap="RdBu", vmin=-0.5, vmax=0.5, center=0.0),
+    _draw_grids(panels, title, out_paths, annotate, dict(DIFFERENCE_SCALE, center=0.0),
                 f"AUC minus {baseline} ({baseline_auc:.3f})")
 
 
@@ -184,7 +188,7 @@ def plot_generalisation(rows: Sequence[dict], title: str, out_paths: Sequence[st
     side = max(3.5, 0.7 * max(len(train), len(test)) + 2.2)
     fig, ax = plt.subplots(figsize=(side + 1.0, side))
     ax.set_facecolor("#e8e8e8")
-    sns.heatmap(grid, ax=ax, cmap="Blues", vmin=0.5, vmax=1.0, xticklabels=test, yticklabels=train,
+    sns.heatmap(grid, ax=ax, **AUC_SCALE, xticklabels=test, yticklabels=train,
                 annot=True, fmt=".2f", annot_kws={"fontsize": 7}, linewidths=0.3, linecolor="white",
                 cbar_kws={"label": "ROC AUC (positive class: wrong answer)", "shrink": 0.8})
     ax.set_xlabel("Tested on")

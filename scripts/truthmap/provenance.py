@@ -377,3 +377,13 @@ def code_fingerprint(script: Path, library: Path | None = None, package: str = P
     h.update(syntax_digest(script.read_text(encoding="utf-8")).encode())
     h.update(reach.fingerprint().encode())
     return h.hexdigest()[:16]
+
+
+def asset_digest(folder: Path) -> str:
+    """One short hash over the names and bytes of the files in ``folder`` (non-Python code a rule
+    inlines, such as a page's script): any byte changed, added or removed changes it."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]

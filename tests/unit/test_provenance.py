@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from codeedits import reworded
-from truthmap.provenance import code_fingerprint, import_bindings, script_reach
+from truthmap.provenance import asset_digest, code_fingerprint, import_bindings, script_reach
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -161,3 +162,18 @@ def test_rewording_every_docstring_and_comment_changes_no_rule_fingerprint(tmp_p
         ast.parse(new)  # still Python
         path.write_text(new, encoding="utf-8")
     assert {p.name: code_fingerprint(p) for p in scripts} == before
+
+
+def test_asset_digest_follows_bytes_and_names_not_file_times(tmp_path):
+    (tmp_path / "page.js").write_text("let a = 1;\n")
+    (tmp_path / "page.css").write_text("body {}\n")
+    first = asset_digest(tmp_path)
+    os.utime(tmp_path / "page.js", (1, 1))
+    assert asset_digest(tmp_path) == first
+    (tmp_path / "page.js").write_text("let a = 2;\n")
+    changed = asset_digest(tmp_path)
+    assert changed != first
+    (tmp_path / "extra.html").write_text("")
+    assert asset_digest(tmp_path) != changed
+    (tmp_path / "extra.html").rename(tmp_path / "other.html")
+    assert asset_digest(tmp_path) not in (first, changed)

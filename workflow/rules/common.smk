@@ -14,7 +14,7 @@ from truthmap.load_options import parse_options  # noqa: E402
 from truthmap.logs import input_error_lines  # noqa: E402
 from truthmap.models import ModelInfo  # noqa: E402
 from truthmap.models import check_source as check_model_source  # noqa: E402
-from truthmap.provenance import code_fingerprint  # noqa: E402
+from truthmap.provenance import asset_digest, code_fingerprint  # noqa: E402
 from truthmap.schema import check_config  # noqa: E402
 from truthmap.settings import RunSettings, resolve_layers  # noqa: E402
 
@@ -60,6 +60,12 @@ def library_code(script):
     docstring, a comment or a touched file reruns nothing.
     """
     return code_fingerprint(Path(workflow.basedir) / "scripts" / script)
+
+
+def explorer_page_digest():
+    """A parameter: the digest of the explorer page's template, stylesheet and script (files the
+    code fingerprint does not read), so that a change to the page rebuilds every explorer."""
+    return asset_digest(Path(workflow.basedir) / "scripts" / "truthmap" / "explorer_assets")
 
 
 def get_model_mem_mb(wildcards, input, attempt):
@@ -203,7 +209,7 @@ def get_final_outputs():
                 "heatmap_within_groups.pdf", "heatmap_vs_baseline.png", "heatmap_vs_baseline.pdf",
                 "summary.json", "detectors.tsv",
                 "detectors.png", "detectors.pdf", "generalisation_domains.tsv",
-                "generalisation_domains.png", "generalisation_domains.pdf",
+                "generalisation_domains.png", "generalisation_domains.pdf", "explorer.html",
             )
         ],
         model=MODELS,
