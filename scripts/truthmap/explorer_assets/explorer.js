@@ -185,13 +185,16 @@ function drawHistogram(scores, wrong) {
   const svg = document.getElementById("hist");
   svg.replaceChildren();
   const m = 36, w = 360 - m - 10, h = 280 - 50, bins = 20;
-  const lo = Math.min(...scores), hi = Math.max(...scores), step = (hi - lo) / bins || 1;
+  // Bins span the 1st to 99th percentile; the few scores beyond fall in the edge bins.
+  const sorted = [...scores].sort((a, b) => a - b);
+  const quantile = q => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))];
+  const lo = quantile(0.01), hi = quantile(0.99) > lo ? quantile(0.99) : lo + 1, step = (hi - lo) / bins;
   const counts = [new Array(bins).fill(0), new Array(bins).fill(0)];
-  scores.forEach((s, i) => counts[wrong[i]][Math.min(bins - 1, Math.floor((s - lo) / step))]++);
+  scores.forEach((s, i) => counts[wrong[i]][Math.min(bins - 1, Math.max(0, Math.floor((s - lo) / step)))]++);
   const totals = [wrong.length - wrong.filter(x => x).length, wrong.filter(x => x).length];
   const dens = counts.map((c, k) => c.map(v => totals[k] ? v / totals[k] : 0));
   const top = Math.max(...dens[0], ...dens[1]) || 1;
-  const X = v => m + (v - lo) / (hi - lo || 1) * w, Y = f => 10 + (1 - f / top) * h;
+  const X = v => m + (v - lo) / (hi - lo) * w, Y = f => 10 + (1 - f / top) * h;
   svg.append(el("svg:line", {x1: m, y1: 10 + h, x2: m + w, y2: 10 + h, stroke: "#999"}));
   const colours = ["#2ca02c", "#d62728"], names = ["right", "wrong"];
   [0, 1].forEach(k => {
@@ -206,7 +209,7 @@ function drawHistogram(scores, wrong) {
   [lo, (lo + hi) / 2, hi].forEach(v => svg.append(el("svg:text", {x: X(v), y: 10 + h + 14, "text-anchor": "middle",
     "font-size": 10}, v.toFixed(1))));
   svg.append(el("svg:text", {x: m + w / 2, y: 276, "text-anchor": "middle", "font-size": 11},
-    "probe score (higher: more likely wrong)"));
+    "probe score (higher: more likely wrong; 1st-99th percentile)"));
   svg.append(el("svg:text", {x: 10, y: 10 + h / 2, transform: `rotate(-90 10 ${10 + h / 2})`, "text-anchor": "middle",
     "font-size": 11}, "share of the class"));
 }
@@ -264,20 +267,37 @@ function selectCell(site, layer, token) {
   drawQuestions();
 }
 
+function withExact(parent, text, from, to, exact) {
+  // text[from:to] into parent, the part inside the exact answer's span highlighted.
+  const cuts = [from, to];
+  if (exact) cuts.push(Math.min(to, Math.max(from, exact[0])), Math.min(to, Math.max(from, exact[1])));
+  const bounds = [...new Set(cuts)].sort((a, b) => a - b);
+  for (let k = 0; k + 1 < bounds.length; k++) {
+    const [a, b] = [bounds[k], bounds[k + 1]];
+    const piece = document.createTextNode(text.slice(a, b));
+    if (exact && a >= exact[0] && b <= exact[1]) {
+      const m = el("mark", {"class": "exact"});
+      m.append(piece);
+      parent.append(m);
+    } else {
+      parent.append(piece);
+    }
+  }
+}
+
 function answerNode(q, mark) {
-  // The answer's text cut at the exact answer's and the probed token's bounds.
-  const td = el("td");
+  // The answer with the exact answer highlighted; the probed token is one box around its characters.
+  const td = el("td", {"class": "answer"});
   const text = q.answer;
-  const exact = q.exact, probe = Array.isArray(mark) && mark[1] > mark[0] ? mark : null;
-  const bounds = new Set([0, text.length]);
-  for (const span of [exact, probe]) if (span) { bounds.add(span[0]); bounds.add(span[1]); }
-  const cuts = [...bounds].filter(b => b >= 0 && b <= text.length).sort((a, b) => a - b);
-  for (let k = 0; k + 1 < cuts.length; k++) {
-    const [a, b] = [cuts[k], cuts[k + 1]];
-    let node = document.createTextNode(text.slice(a, b));
-    if (exact && a >= exact[0] && b <= exact[1]) { const m = el("mark", {"class": "exact"}); m.append(node); node = m; }
-    if (probe && a >= probe[0] && b <= probe[1]) { const s = el("span", {"class": "probe"}); s.append(node); node = s; }
-    td.append(node);
+  const probe = Array.isArray(mark) && mark[1] > mark[0] ? mark : null;
+  if (probe) {
+    withExact(td, text, 0, probe[0], q.exact);
+    const box = el("span", {"class": "probe", title: "the probed token"});
+    withExact(box, text, probe[0], probe[1], q.exact);
+    td.append(box);
+    withExact(td, text, probe[1], text.length, q.exact);
+  } else {
+    withExact(td, text, 0, text.length, q.exact);
   }
   if (Array.isArray(mark) && mark[1] === mark[0]) td.append(el("span", {"class": "probe special", title: "the end-of-sequence token"}, "⟨eos⟩"));
   if (typeof mark === "string") td.append(el("span", {"class": "prompt-token"}, `probed: the prompt's token “${mark}”`));
