@@ -134,6 +134,13 @@ def test_explorer_in_a_real_browser(workdir, browser, tmp_path):
     rect = browser.find_element(
         "css selector",
         f'#heatmaps rect.cell[data-site="{target["site"]}"][data-layer="{target["layer"]}"][data-token="{target["token"]}"]')
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).move_to_element(rect).perform()  # hovering shows the cell's AUC, interval and n
+    tip = browser.find_element("id", "tooltip")
+    wait_for(tip.is_displayed)
+    assert f"AUC {target['auc']:.3f} [{target['ci_low']:.3f}, {target['ci_high']:.3f}]" in tip.text
+    assert f"n = {target['n_test']:.0f} test questions" in tip.text
     rect.click()
     wait_for(lambda: title.get_attribute("data-token") == target["token"]
              and title.get_attribute("data-layer") == str(target["layer"]))
