@@ -25,6 +25,7 @@ BELOW_PROBES = {
     "generalise_datasets", "generalise_domains", "plot_dataset_generalisation", "plot_domain_generalisation",
     # the resampling stages that read the chosen cell (the e2e config resamples)
     "probe_error_types", "extract_candidates", "choose_answers", "plot_error_type_probes", "plot_answer_selection",
+    "build_explorer",  # the explorer embeds every cell, the AUC table and the detectors
 }
 
 
@@ -67,7 +68,7 @@ def test_rewording_every_docstring_and_comment_reruns_nothing(workdir, code):
         ("probes", "split_table", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),
         ("settings", "PlotSettings", {"plot_heatmap", "plot_difference"}),
         ("settings", "SplitSettings", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),
-        ("stats", "paired_bootstrap_pvalue", {"compare_detectors", "plot_detectors", "plot_difference"}),
+        ("stats", "paired_bootstrap_pvalue", {"compare_detectors", "plot_detectors", "plot_difference", "build_explorer"}),
     ],
 )
 def test_a_changed_definition_reruns_the_rules_that_reach_it(workdir, code, module, definition, expected):
