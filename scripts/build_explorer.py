@@ -2,7 +2,7 @@
 
 from truthmap import logs
 from truthmap.detectors import question_groups
-from truthmap.explorer import explorer_data, probed_marks, render
+from truthmap.explorer import explorer_data, probed_marks, render, tested_ids
 from truthmap.files import read_json, read_jsonl, read_tsv, write_text
 from truthmap.models import load_tokenizer
 from truthmap.questions import load_questions
@@ -10,7 +10,7 @@ from truthmap.results import gather_cells
 
 log = logs.setup(snakemake.log[0], "build_explorer")
 cells = gather_cells(snakemake.input.cells)
-tested = {q for c in cells for q in c.get("test_ids") or ()}
+tested = tested_ids(cells)
 generations = {g["id"]: g for p in snakemake.input.generations for g in read_jsonl(p) if g["id"] in tested}
 positions = {r["id"]: r for p in snakemake.input.positions for r in read_tsv(p) if r["id"] in tested}
 tokenizer = load_tokenizer(snakemake.input.model)

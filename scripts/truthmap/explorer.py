@@ -16,6 +16,7 @@ curve and the histograms from the embedded scores.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -84,7 +85,7 @@ def probed_marks(tokenizer, generation: Mapping, position: Mapping, tokens: Sequ
 def cell_entry(cell: Mapping, within: Mapping | None, question_sets: dict[tuple, int], index: Mapping[str, int]) -> dict:
     """One cell as the page embeds it: its figures, and its test questions (as an index into a
     shared list of question sets) with the probe's scores in the same order."""
-    entry: dict[str, Any] = {"site": str(cell["site"]), "layer": int(cell["layer"]), "token": str(cell["token"])}
+    entry: dict[str, Any] = Cell.of(cell)._asdict()
     for name in CELL_FIELDS:
         value = cell.get(name)
         entry[name] = value if isinstance(value, str) else _number(value)
@@ -108,6 +109,11 @@ def question_entry(qid: str, question: Mapping, generation: Mapping, label: Mapp
         "exact": [int(start), int(end)] if start is not None and end is not None else None,
         "aliases": list(question.get("aliases") or []), "wrong": int(wrong), "group": group, "marks": marks,
     }
+
+
+def tested_ids(cells: Sequence[Mapping]) -> set[str]:
+    """The questions some cell tests on: the only ones the page embeds."""
+    return {q for c in cells for q in c.get("test_ids") or ()}
 
 
 def explorer_data(
@@ -134,14 +140,13 @@ def explorer_data(
     order of the split table, only when some cell tests on them.
     """
     wrong = {str(r["id"]): int(r["label"]) for r in split_rows}
-    tested = {q for c in cells for q in c.get("test_ids") or ()}
+    tested = tested_ids(cells)
     order = [str(r["id"]) for r in split_rows if str(r["id"]) in tested]
     index = {q: i for i, q in enumerate(order)}
     within = {Cell.of(r): r for r in auc_rows}
     sets: dict[tuple, int] = {}
     entries = [cell_entry(c, within.get(Cell.of(c)), sets, index) for c in cells]
-    chosen = {family: cell and {"site": str(cell["site"]), "layer": int(cell["layer"]), "token": str(cell["token"])}
-              for family, cell in selection.items()}
+    chosen = {family: cell and Cell.of(cell)._asdict() for family, cell in selection.items()}
     return {
         "title": title,
         "tokens": list(tokens),
@@ -178,16 +183,12 @@ def render(data: Mapping) -> str:
     """The page: the template with the stylesheet, the script, the data and the title inlined
     (one pass over the template, so nothing inlined is searched for slots)."""
     fill = {"STYLE": _asset("explorer.css"), "SCRIPT": _asset("explorer.js"), "DATA": embed_json(data),
-            None: _escape(data["title"])}
+            None: html.escape(data["title"], quote=False)}
     page = _asset("explorer.html")
     missing = [k for k in fill if k is not None and f"/*{k}*/" not in page]
     if missing:
         raise ValueError(f"explorer template lacks the slot(s) {missing}")
     return SLOT.sub(lambda m: fill[m.group(1)], page)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def read_embedded(page: str) -> dict:

@@ -42,7 +42,11 @@ function textColour(scale, value) {
   return 0.299 * r + 0.587 * g + 0.114 * b < 140 ? "#fff" : "#111";
 }
 
-const CELLS = new Map(DATA.cells.map(c => [cellKey(c.site, c.layer, c.token), c]));
+function cellMap(cells) {
+  return new Map(cells.map(c => [cellKey(c.site, c.layer, c.token), c]));
+}
+
+const CELLS = cellMap(DATA.cells);
 const tooltip = document.getElementById("tooltip");
 
 function showTip(event, html) {
@@ -423,7 +427,13 @@ function readOther(text) {
   const node = doc.getElementById("truthmap-data");
   if (!node) throw new Error("this file is not a truthmap explorer page");
   const data = JSON.parse(node.textContent);
-  return {data, cells: new Map(data.cells.map(c => [cellKey(c.site, c.layer, c.token), c]))};
+  return {data, cells: cellMap(data.cells)};
+}
+
+function pairedCell(site, layer, token) {
+  // The other run's cell where both runs have an AUC there, else null.
+  const c = CELLS.get(cellKey(site, layer, token)), o = other.cells.get(cellKey(site, layer, token));
+  return c && o && c.auc !== null && o.auc !== null ? o : null;
 }
 
 function drawDifference() {
@@ -432,8 +442,8 @@ function drawDifference() {
   const diffs = [];
   let apart = 0;
   for (const c of DATA.cells) {
-    const o = other.cells.get(cellKey(c.site, c.layer, c.token));
-    if (!o || c.auc === null || o.auc === null) continue;
+    const o = pairedCell(c.site, c.layer, c.token);
+    if (!o) continue;
     diffs.push(c.auc - o.auc);
     if (c.ci_low > o.ci_high || o.ci_low > c.ci_high) apart++;
   }
@@ -448,11 +458,11 @@ function drawDifference() {
   status.dataset.cells = String(diffs.length);
   for (const site of DATA.sites) {
     drawGrid(box, site, (layer, token) => {
-      const c = CELLS.get(cellKey(site, layer, token)), o = other.cells.get(cellKey(site, layer, token));
-      return c && o && c.auc !== null && o.auc !== null ? c.auc - o.auc : null;
+      const o = pairedCell(site, layer, token);
+      return o ? CELLS.get(cellKey(site, layer, token)).auc - o.auc : null;
     }, DATA.diff_scale, (layer, token) => {
-      const c = CELLS.get(cellKey(site, layer, token)), o = other.cells.get(cellKey(site, layer, token));
-      if (!c || !o || c.auc === null || o.auc === null) return "not in both runs";
+      const c = CELLS.get(cellKey(site, layer, token)), o = pairedCell(site, layer, token);
+      if (!o) return "not in both runs";
       return `<b>${site} · layer ${layerName(layer)} · ${token}</b><br>this run ${fmt(c.auc)} [${fmt(c.ci_low)}, ` +
         `${fmt(c.ci_high)}]<br>other ${fmt(o.auc)} [${fmt(o.ci_low)}, ${fmt(o.ci_high)}]<br>difference ${signed(c.auc - o.auc, 3)}`;
     }, selectCell, v => signed(v));
