@@ -1,12 +1,13 @@
 """Resampled answers: each question answered ``n`` more times by seeded sampling, and their labels.
 
-All samples of one question decode as one batch of ``n`` copies of its prompt:
-the prompt runs once and its key/value cache is repeated over the batch
-(:func:`truthmap.generation.generate_batched` shares a prefix common to a
-batch). Sample k of a question draws from its own generator, seeded by
-(seed, question id, k) (:func:`sample_seed`), and a batch holds no other
-question: the samples are the same whatever the shards, the order of the
-questions or the other questions of the run.
+The samples of a shard decode together: a batch holds ``batch_size`` rows, the
+``n`` copies of each question's prompt side by side (a decoding step reads every
+weight however few rows it serves, so one question's few samples per step left
+the processor mostly idle). Sample k of a question draws from its own generator,
+seeded by (seed, question id, k) (:func:`sample_seed`), so the other rows of its
+batch reach it only through floating-point rounding of the batched arithmetic, as
+for the greedy answers: the samples are the same whatever the shards, the order
+of the questions or the batch size (the tests decode them every way and compare).
 
 Labels use the greedy answers' rules (:func:`truthmap.labels.label_shard`):
 alias match, then the extractor (with its retries) for a wrong sample.
@@ -30,14 +31,6 @@ def sample_seed(seed: int, qid: str, k: int) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def question_sampling(qid: str, n: int, *, temperature: float, top_p: float, top_k: int,
-                      seed: int) -> Sampling | None:
-    """How the ``n`` samples of question ``qid`` draw their tokens; None (greedy) at temperature 0."""
-    if temperature == 0:
-        return None
-    return Sampling(temperature, top_k, [sample_seed(seed, qid, k) for k in range(n)], top_p)
-
-
 def sample_answers(
     questions: Sequence[dict], model, tokenizer, cfg: GenerationSettings, has_chat_template: bool, *,
     n: int, temperature: float, top_p: float, top_k: int, seed: int,
@@ -47,26 +40,28 @@ def sample_answers(
 
     A record holds the prompt ids (those of the greedy answer) and, per sample, its
     generated ids, text and finish reason. Temperature 0 is greedy (allowed with n = 1).
+    The samples decode ``cfg.batch_size`` rows at a time, of as many questions as fit.
     """
     from truthmap.positions import decode
 
     prompts = answer_prompts(questions, tokenizer, cfg, has_chat_template, max_positions)
     eos, stops, pad = answer_stops(model, tokenizer, prompts.style)
-    records = []
-    for i, (q, ids) in enumerate(zip(questions, prompts.ids, strict=True)):
-        sampling = question_sampling(q["id"], n, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)
-        outs = generate_batched(model, [ids] * n, pad_id=pad, stop_ids=stops, eos=eos,
-                                max_new_tokens=cfg.max_new_tokens, batch_size=n, sampling=sampling)
-        records.append({
+    rows = [ids for ids in prompts.ids for _ in range(n)]  # question-major: sample k of question i is row i*n+k
+    seeds = [sample_seed(seed, q["id"], k) for q in questions for k in range(n)]
+    sampling = None if temperature == 0 else Sampling(temperature, top_k, seeds, top_p)
+    outs = generate_batched(model, rows, pad_id=pad, stop_ids=stops, eos=eos, max_new_tokens=cfg.max_new_tokens,
+                            batch_size=cfg.batch_size, sampling=sampling,
+                            progress=(lambda done, total: progress(done // n, len(questions))) if progress else None)
+    return [
+        {
             "id": q["id"],
             "prompt_ids": ids,
             "prompt_tokens_cut": prompts.cut[i],
             "samples": [{"gen_ids": o.gen_ids, "text": decode(tokenizer, o.gen_ids),
-                         "finish_reason": o.finish_reason} for o in outs],
-        })
-        if progress:
-            progress(i + 1, len(questions))
-    return records
+                         "finish_reason": o.finish_reason} for o in outs[i * n:(i + 1) * n]],
+        }
+        for i, (q, ids) in enumerate(zip(questions, prompts.ids, strict=True))
+    ]
 
 
 def sample_id(qid: str, k: int) -> str:

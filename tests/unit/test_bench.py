@@ -83,19 +83,19 @@ def test_spread_bench_times_both_configurations_as_separate_jobs(tmp_path, capsy
     assert "x per job (the stage)" in out[2] and "fitting and scoring alone" in out[2]
 
 
-def test_resampling_bench_times_three_modes_on_the_same_samples(tiny_model, tiny_tokenizer):
+def test_resampling_bench_times_every_mode_on_the_same_samples(tiny_model, tiny_tokenizer):
     from truthmap.resample_bench import MODES, bench_rows
 
     model, tok = tiny_model
     prompts = [tok("The capital of France is", add_special_tokens=False)["input_ids"] * 3,
                tok("17 + 25 =", add_special_tokens=False)["input_ids"] * 4]
-    rows = bench_rows(model, tok, prompts, n=4, max_new_tokens=5)
+    rows = bench_rows(model, tok, prompts, n=4, max_new_tokens=5, batch_size=3)  # a batch spans both questions
     assert [r["mode"] for r in rows] == list(MODES)
     by_mode = {r["mode"]: r for r in rows}
     assert all(r["samples"] == 8 and r["samples_per_s"] > 0 for r in rows)
     assert by_mode["one_at_a_time"]["speedup_vs_one_at_a_time"] == 1.0
     # the same seeds: the modes decode the same samples (a tiny fp32 model has no near ties)
-    assert all(r["same_as_shared"] == 1.0 for r in rows)
+    assert all(r["same_as_stage"] == 1.0 for r in rows)
 
 
 def test_lever_bench_times_both_sides_of_every_lever_on_the_same_outputs(tiny_model_dir, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from truthmap.generation import answer_questions
+from truthmap.generation import answer_questions, generate_batched
 from truthmap.resampling import distinct_texts, label_samples, sample_answers, sample_seed
 from truthmap.settings import GenerationSettings
 
@@ -24,11 +24,30 @@ def test_samples_do_not_depend_on_shards_order_or_batch_size(tiny_model):
     shard_a = _sample(model, tok, QUESTIONS[0::2])  # round-robin shards, as the workflow makes them
     shard_b = _sample(model, tok, QUESTIONS[1::2])
     reversed_ = _sample(model, tok, QUESTIONS[::-1])
-    # the generation's batch size does not reach the samples: a question's samples are one batch
+    # the batches (rows of several questions, CFG's 2 and 7 splitting a question's 4 samples) do
+    # not reach the samples: each equals its decoding alone, one row per batch
     other_batches = _sample(model, tok, QUESTIONS, cfg=GenerationSettings(max_new_tokens=6, batch_size=7))
-    for records in (shard_a + shard_b, reversed_, other_batches):
+    alone = _sample(model, tok, QUESTIONS, cfg=GenerationSettings(max_new_tokens=6, batch_size=1))
+    for records in (shard_a + shard_b, reversed_, other_batches, alone):
         assert {r["id"]: r for r in records} == whole
     assert _sample(model, tok, QUESTIONS) == [whole[q["id"]] for q in QUESTIONS]  # a rerun
+
+
+def test_a_decoding_batch_holds_the_samples_of_several_questions(tiny_model, monkeypatch):
+    import truthmap.resampling as resampling
+
+    calls = []
+
+    def spy(model, prompts, **kwargs):
+        calls.append((list(prompts), kwargs["batch_size"]))
+        return generate_batched(model, prompts, **kwargs)
+
+    monkeypatch.setattr(resampling, "generate_batched", spy)
+    model, tok = tiny_model
+    records = _sample(model, tok, QUESTIONS, n=3, cfg=GenerationSettings(max_new_tokens=6, batch_size=8))
+    (prompts, batch_size), = calls  # one call: every sample of the shard
+    assert batch_size == 8 and len(prompts) == 3 * len(QUESTIONS)
+    assert prompts == [r["prompt_ids"] for r in records for _ in range(3)]
 
 
 def test_samples_differ_by_sample_and_seed_and_share_the_greedy_prompt(tiny_model):
