@@ -94,24 +94,57 @@ class _Problem:
         return np.concatenate([gw, sums[:, None]], 1)
 
 
-def bound_inverses(prob: _Problem, masks: np.ndarray, bases: list[int]) -> dict[int, np.ndarray]:
+@dataclass(frozen=True)
+class InverseBound:
+    """The inverse of Bohning's bound on one base fit's Hessian, ``[[A'A + lam I, 0], [0, 1/4]]^-1``
+    with A the base's standardised rows over ``2 sqrt(n)``, applied to gradients.
+
+    Held whole (``dense``, float32: it only steers the steps, and float32 halves its reads) when
+    the base has at least as many rows as features; else by Woodbury's identity, ``(I - A' W A) /
+    lam`` with ``W = (lam I + A A')^-1`` over the rows, which costs rows x features instead of
+    features squared (a wide site, ``mlp_down_input``, on a small dataset)."""
+
+    lam: float
+    dense: np.ndarray | None = None
+    """(H + 1, H + 1), the intercept's last."""
+    rows: np.ndarray | None = None
+    """A, (n, H)."""
+    woodbury: np.ndarray | None = None
+    """W, (n, n)."""
+
+    def apply(self, q: np.ndarray) -> np.ndarray:
+        """``q @ inverse`` for gradients ``q`` (K, H + 1)."""
+        if self.dense is not None:
+            return q.astype(np.float32) @ self.dense
+        w = q[:, :-1]
+        r = (w - ((w @ self.rows.T) @ self.woodbury) @ self.rows) / self.lam
+        return np.concatenate([r, 4.0 * q[:, -1:]], 1)
+
+
+def bound_inverses(prob: _Problem, masks: np.ndarray, bases: list[int]) -> dict[int, InverseBound]:
     """Per base fit b, the inverse of Bohning's bound on the Hessian of fit b's objective in its
     coordinates, built from fit b's rows (features only): the standardised features' correlation
     over 4, plus the penalty, and 1/4 for the intercept (standardised columns are orthogonal to
-    it). Each Gram matrix is the whole matrix's less that of the rows the fit leaves out."""
+    it). A dense one's Gram matrix is the whole matrix's less that of the rows the fit leaves out."""
     X = prob.X
-    whole = prob.XT @ X
     H = X.shape[1]
+    whole = None
     out = {}
     for b in sorted(set(bases)):
+        mu, s, lam = prob.mean[b], prob.scale[b], float(prob.lam[b])
+        if masks[b].sum() < H:
+            A = (X[masks[b] > 0] - mu) / s / (2.0 * np.sqrt(prob.n[b]))
+            out[b] = InverseBound(lam, rows=A, woodbury=np.linalg.inv(A @ A.T + lam * np.eye(len(A))))
+            continue
+        if whole is None:
+            whole = prob.XT @ X
         left_out = X[masks[b] == 0]
-        mu, s = prob.mean[b], prob.scale[b]
         cov = (whole - left_out.T @ left_out) / prob.n[b] - np.outer(mu, mu)
         B = np.zeros((H + 1, H + 1))
         B[:H, :H] = cov / np.outer(s, s) / 4
-        B[range(H), range(H)] += prob.lam[b]
+        B[range(H), range(H)] += lam
         B[H, H] = 0.25
-        out[b] = np.linalg.inv(B).astype(np.float32)  # it only steers the steps: float32 halves its reads
+        out[b] = InverseBound(lam, dense=np.linalg.inv(B).astype(np.float32))
     return out
 
 
@@ -166,7 +199,7 @@ def fit_many(X: np.ndarray, y: np.ndarray, masks: np.ndarray, C: float, max_iter
 
 
 def _two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, newest_first: list[int],
-              groups: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+              groups: list[tuple[np.ndarray, InverseBound]]) -> np.ndarray:
     """L-BFGS's inverse-Hessian product with ``g`` per fit, the inverse bound of the fit's base
     as the initial matrix (``groups``: the fits sharing a base, and its inverse)."""
     q, alphas = g.copy(), []
@@ -176,7 +209,7 @@ def _two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, newe
         q -= a[:, None] * Y[i]
     r = np.empty_like(q)
     for fits, inverse in groups:
-        r[fits] = q[fits].astype(np.float32) @ inverse
+        r[fits] = inverse.apply(q[fits])
     for i, a in zip(reversed(newest_first), reversed(alphas)):
         b = rho[i] * (Y[i] * r).sum(1)
         r += S[i] * (a - b)[:, None]

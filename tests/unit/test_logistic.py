@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from truthmap.logistic import fit_many
+from truthmap.logistic import _Problem, bound_inverses, fit_many
 
 
 def data(n=300, h=12, seed=0):
@@ -40,6 +40,40 @@ def test_every_fit_of_a_batch_reaches_the_optimum_on_its_own_rows(C):
         assert fits.intercept[k] == pytest.approx(model.intercept_[0], abs=1e-5)
         np.testing.assert_allclose(fits.decision_function(X, k), model.decision_function(scaler.transform(X.astype(np.float64))),
                                    atol=1e-4)
+
+
+@pytest.mark.parametrize("C", [0.05, 1.0])
+def test_fits_on_fewer_rows_than_features_reach_the_optimum(C):
+    """Wide features on few rows (a wide site on a small dataset): the bound is applied through
+    the rows (Woodbury), the fits still land on scikit-learn's optimum."""
+    X, y = data(n=60, h=150, seed=6)
+    masks = np.array([np.arange(60) < 45, np.arange(60) >= 15])
+    fits = fit_many(X, y, masks, C, max_iter=5000, tol=1e-8)
+    assert fits.converged.all()
+    for k, rows in enumerate(masks):
+        scaler, model = reference(X[rows], y[rows], C)
+        np.testing.assert_allclose(fits.decision_function(X, k), model.decision_function(scaler.transform(X.astype(np.float64))),
+                                   atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [40, 400])  # fewer rows than features (Woodbury), more (held whole)
+def test_the_inverse_bound_is_the_inverse_of_the_bound(n):
+    """Against the matrix written out from its definition and inverted: the base's rows standardised
+    (population scale), their correlation over 4 plus the penalty, 1/4 for the intercept."""
+    h, C = 120, 0.5
+    X = np.random.default_rng(7).normal(size=(n + 30, h)) * np.linspace(0.5, 3.0, h) + 10.0
+    rows = np.arange(n + 30) < n
+    prob = _Problem(X - X.mean(0), np.zeros(n + 30), rows[None, :].astype(float), C)
+    (bound,) = bound_inverses(prob, rows[None, :].astype(float), [0]).values()
+    assert (bound.dense is None) == (n < h)
+    Z = (X[rows] - X[rows].mean(0)) / X[rows].std(0)
+    B = np.zeros((h + 1, h + 1))
+    B[:h, :h] = Z.T @ Z / n / 4 + np.eye(h) / (C * n)
+    B[h, h] = 0.25
+    q = np.random.default_rng(8).normal(size=(3, h + 1))
+    expected = q @ np.linalg.inv(B)
+    np.testing.assert_allclose(bound.apply(q), expected, rtol=2e-3 if n >= h else 1e-8,
+                               atol=1e-3 * np.abs(expected).max())
 
 
 def test_a_fit_depends_on_no_row_outside_its_base():
