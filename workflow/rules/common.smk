@@ -109,12 +109,6 @@ def get_generation(wildcards):
     return settings.pick("template", "plain_template", "prompt_style", "max_new_tokens", "batch_size")
 
 
-def get_sample_generation(wildcards):
-    """What resampling takes of the generation settings: the prompt and the answer's length (the
-    samples of a question decode as one batch of their own, whatever ``batch_size``)."""
-    return {k: v for k, v in get_generation(wildcards).items() if k != "batch_size"}
-
-
 def get_dtype(wildcards):
     return SETTINGS.models[wildcards.model].dtype
 

@@ -11,7 +11,7 @@ rule resample_answers:
         "results/{model}/{dataset}/resampling/samples/{shard}.jsonl",
     params:
         code=library_code("resample_answers.py"),
-        generation=get_sample_generation,
+        generation=get_generation,
         resampling=SETTINGS.resampling.pick("n", "temperature", "top_p", "top_k", "seed"),
         dtype=get_dtype,
     resources:
