@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from truthmap.batches import Halving
 from truthmap.generation import shared_prefix_len
 from truthmap.h5io import ActivationWriter, dataset_name, site_layers
 from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, dtype_name, site_module, site_width
@@ -252,13 +253,18 @@ def extract_to_h5(
             writes = BackgroundWrites(writer.write)
             try:
                 done = 0
+                halving = Halving("extraction batch")
+
+                def step(part: list[int]) -> dict:
+                    return extract_batch(body, capture, [seqs[i] for i in part], positions[part], pad_id, device,
+                                         share_prefix)
+
                 for batch in token_batches([len(s) for s in seqs], batch_tokens):
-                    blocks = extract_batch(body, capture, [seqs[i] for i in batch], positions[batch], pad_id, device,
-                                           share_prefix)
-                    writes.put(np.asarray(batch), blocks)
-                    done += len(batch)
-                    if progress:
-                        progress(done, len(seqs))
+                    for part, blocks in halving.run(batch, step):
+                        writes.put(np.asarray(part), blocks)
+                        done += len(part)
+                        if progress:
+                            progress(done, len(seqs))
             finally:
                 writes.join()
     finally:

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from truthmap.batches import Halving, free_memory, rows_that_fit
 from truthmap.context import fit_context, prompt_room
 from truthmap.prefix_attention import SharedPrefix, check_attended, shared_prefix_attention, supports_shared_prefix
 from truthmap.settings import GenerationSettings
@@ -101,17 +102,35 @@ def generate_batched(
     if sampling is not None and len(sampling.seeds) != len(prompts):
         raise ValueError(f"{len(sampling.seeds)} seeds for {len(prompts)} prompts")
     results: list[Generation | None] = [None] * len(prompts)
+    if not prompts:
+        return []
+    batch_size = decoding_rows(model, prompts, max_new_tokens, batch_size)
+    halving = Halving("decoding batch")
+
+    def step(part: list[int]) -> list[Generation]:
+        return _generate_batch(model, [prompts[i] for i in part], pad_id, stop_ids, eos, max_new_tokens,
+                               _picker(sampling, part), share_prefix, compact, prefix_once)
+
     done = 0
     for batch in length_batches([len(p) for p in prompts], batch_size):
-        pick = _picker(sampling, batch)
-        outs = _generate_batch(model, [prompts[i] for i in batch], pad_id, stop_ids, eos, max_new_tokens, pick,
-                               share_prefix, compact, prefix_once)
-        for i, out in zip(batch, outs):
-            results[i] = out
-        done += len(batch)
-        if progress:
-            progress(done, len(prompts))
+        for part, outs in halving.run(batch, step):
+            for i, out in zip(part, outs):
+                results[i] = out
+            done += len(part)
+            if progress:
+                progress(done, len(prompts))
     return results  # type: ignore[return-value]
+
+
+def decoding_rows(model, prompts: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int) -> int:
+    """``batch_size``, or on a GPU the fewer rows whose cache fits its free memory
+    (:func:`truthmap.batches.rows_that_fit`, for the longest prompt)."""
+    param = next(model.parameters())
+    free = free_memory(param.device)
+    if free is None:
+        return batch_size
+    longest = max(len(p) for p in prompts) + max_new_tokens
+    return rows_that_fit(free, model.config, param.element_size(), longest, batch_size)
 
 
 def shared_prefix_len(prompts: Sequence[Sequence[int]], minimum: int = 8) -> int:

@@ -1,0 +1,95 @@
+"""Batches that fit the accelerator: sized from free memory, halved on an out-of-memory error.
+
+The config's batch sizes are upper bounds. On CUDA a decoding batch is first cut
+to the rows whose key/value cache fits in the free memory
+(:func:`rows_that_fit`); a batch that still runs out of memory is split in half
+and retried (:class:`Halving`), and the smaller size is kept for the batches
+that follow. Each retry is logged; no row is lost or run twice, and the results
+come out in the batch's order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import torch
+
+log = logging.getLogger("truthmap.batches")
+T = TypeVar("T")
+
+#: Share of the free memory a batch's cache and logits may take (the rest: activations, allocator slack).
+MEMORY_SHARE = 0.6
+
+
+def kv_bytes_per_token(config, element_bytes: int) -> int:
+    """Bytes of key/value cache one token holds across every layer of the model described by ``config``."""
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    return 2 * cfg.num_hidden_layers * kv_heads * head_dim * element_bytes
+
+
+def rows_that_fit(free_bytes: int, config, element_bytes: int, tokens_per_row: int, upper: int) -> int:
+    """Rows of ``tokens_per_row`` tokens (prompt and generation) whose cache, hidden states and float32
+    logits fit in :data:`MEMORY_SHARE` of ``free_bytes``; at most ``upper``, at least 1."""
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    per_row = (tokens_per_row * (kv_bytes_per_token(cfg, element_bytes) + 4 * cfg.hidden_size * element_bytes)
+               + 4 * cfg.vocab_size)
+    return max(1, min(upper, int(MEMORY_SHARE * free_bytes // per_row)))
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Free bytes on a CUDA ``device``; None elsewhere (a CPU's batches are the config's)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def chunks(items: Sequence[T], size: int | None) -> list[list[T]]:
+    """``items`` in runs of at most ``size`` (all in one when ``size`` is None)."""
+    items = list(items)
+    if size is None or len(items) <= size:
+        return [items]
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class Halving:
+    """Runs batches, halving one that runs out of memory; the size that fitted caps later batches."""
+
+    def __init__(self, what: str = "batch") -> None:
+        self.what = what
+        self.cap: int | None = None
+        self.retries = 0
+
+    def run(self, batch: Sequence[T], step: Callable[[list[T]], object]) -> Iterator[tuple[list[T], object]]:
+        """``(part, step(part))`` for parts of ``batch`` that fit, in order, covering it once."""
+        todo = deque(chunks(batch, self.cap))
+        while todo:
+            part = todo.popleft()
+            if self.cap is not None and len(part) > self.cap:  # queued before a later halving
+                todo.extendleft(reversed(chunks(part, self.cap)))
+                continue
+            try:
+                value = step(part)
+            except torch.OutOfMemoryError:
+                if len(part) == 1:
+                    raise
+                self.cap = len(part) // 2
+                self.retries += 1
+                log.warning("out of memory on a %s of %d rows: retrying it as %d batches of at most %d",
+                            self.what, len(part), -(-len(part) // self.cap), self.cap)
+                release_cached_memory()
+                todo.extendleft(reversed(chunks(part, self.cap)))
+                continue
+            yield part, value
+
+
+def release_cached_memory() -> None:
+    """Hand the failed batch's cached blocks back before the retry."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
