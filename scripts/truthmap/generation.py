@@ -399,7 +399,8 @@ def next_token_logits(
     device = next(model.parameters()).device
     wanted = torch.tensor(list(token_ids), dtype=torch.long, device=device)
     out = np.zeros((len(prompts), len(token_ids)), dtype=np.float32)
-    for batch in length_batches([len(p) for p in prompts], batch_size):
+
+    def step(batch: list[int]) -> np.ndarray:
         width = max(len(prompts[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -409,7 +410,12 @@ def next_token_logits(
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
-        out[batch] = logits[:, -1, :].float().index_select(-1, wanted).cpu().numpy()
+        return logits[:, -1, :].float().index_select(-1, wanted).cpu().numpy()
+
+    halving = Halving("scoring batch")
+    for batch in length_batches([len(p) for p in prompts], batch_size):
+        for part, values in halving.run(batch, step):
+            out[part] = values
     return out
 
 
@@ -435,7 +441,8 @@ def branch_logits(
     k = len(items[0]) if items else 0
     out = np.zeros((len(items), k, len(token_ids)), dtype=np.float32)
     stems = [common_stem(seqs) for seqs in items]
-    for batch in length_batches(stems, batch_size):
+
+    def step(batch: list[int]) -> np.ndarray:
         n = len(batch)
         width = max(stems[i] for i in batch)
         stem_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -466,5 +473,10 @@ def branch_logits(
         logits = model(input_ids=end_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
                        use_cache=past is not None, logits_to_keep=1).logits
         chosen = logits[:, -1].float().index_select(-1, wanted)
-        out[batch] = chosen.reshape(n, k, -1).cpu().numpy()
+        return chosen.reshape(n, k, -1).cpu().numpy()
+
+    halving = Halving("scoring batch")
+    for batch in length_batches(stems, batch_size):
+        for part, values in halving.run(batch, step):
+            out[part] = values
     return out

@@ -131,3 +131,22 @@ def test_extraction_after_an_out_of_memory_error_writes_the_same_shard(tiny_mode
     for layer in (0, 3):
         np.testing.assert_allclose(read_layer(paths[0], "residual", layer).astype(np.float32),
                                    read_layer(paths[1], "residual", layer).astype(np.float32), atol=2e-3)
+
+
+def test_scoring_after_an_out_of_memory_error_gives_the_same_logits(tiny_model):
+    """P(True)'s two scorers: prompts one by one, and items whose branches share a stem."""
+    from truthmap.generation import branch_logits, next_token_logits
+
+    model, _ = tiny_model
+    items = [[p + [40, 41], p + [42]] for p in PROMPTS]
+
+    def run():
+        return (next_token_logits(model, PROMPTS, [3, 4], pad_id=0, batch_size=6),
+                branch_logits(model, items, [3, 4], pad_id=0, batch_size=6))
+
+    whole = run()
+    with OutOfMemoryAbove(model, 2) as hook:
+        halved = run()
+    assert hook.raised >= 2
+    for a, b in zip(whole, halved):
+        np.testing.assert_allclose(a, b, atol=1e-5)
