@@ -8,7 +8,7 @@ CONFIG ?=
 CONFIG_ARGS := $(if $(CONFIG),--configfile $(CONFIG))
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default $(CONFIG_ARGS)
 
-.PHONY: run run-slurm slurm-up slurm-down test lint dry-run unit workflow report stage-times bench profile config-docs clean clean-results
+.PHONY: run run-slurm slurm-up slurm-down test lint dry-run plan unit workflow report stage-times bench profile config-docs clean clean-results
 
 run: $(STAMP)
 	$(SNAKEMAKE)
@@ -43,6 +43,15 @@ report: $(STAMP)
 
 dry-run: $(STAMP)
 	$(SNAKEMAKE) --dry-run
+
+# What the run will need before it starts: per model its memory and GPUs, per model x dataset
+# the activations on disk per site, cells and probe jobs; the jobs, SLURM submissions and free
+# disk (models that need converting are prepared first; options in PLAN_ARGS, e.g.
+# PLAN_ARGS="--gpu-memory-gib 141").
+plan: $(STAMP)
+	@prepare="$$(PYTHONPATH=scripts $(BIN)/python -m truthmap.plan --to-prepare $(CONFIG_ARGS))"; \
+	if [ -n "$$prepare" ]; then $(SNAKEMAKE) $$prepare; fi
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.plan $(CONFIG_ARGS) $(PLAN_ARGS)
 
 stage-times: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.stage_times benchmarks

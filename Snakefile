@@ -30,6 +30,10 @@ include: "workflow/rules/resampling.smk"
 include: "workflow/rules/explorer.smk"
 
 
+onstart:
+    check_activation_disk()
+
+
 # Light rules run on the submit host under a cluster executor (no submission).
 localrules:
     all,

@@ -223,3 +223,15 @@ def get_final_outputs():
         ),
     )
     return per_pair + per_model + (resampling if SETTINGS.resampling.n else [])
+
+
+def check_activation_disk():
+    """Before the first job: stop, with one line, when the disk cannot hold the activations still
+    to write (truthmap.plan, the arithmetic `make plan` prints)."""
+    from truthmap.plan import check_run_disk
+
+    try:
+        check_run_disk(SETTINGS, Path("resources/models"), Path("results"))
+    except InputError as err:
+        sys.stderr.write(input_error_lines(err))
+        raise SystemExit(1)
