@@ -81,6 +81,14 @@ class ModelShape:
         return self.intermediate if site == "mlp_down_input" else self.hidden
 
 
+def read_shape(path: Path) -> ModelShape:
+    """A model's shape from its config.json; an :class:`InputError` naming the file when it lacks one."""
+    try:
+        return ModelShape.from_config(json.loads(path.read_text(encoding="utf-8")))
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{path}: not a decoder config truthmap can plan for ({type(err).__name__}: {err})") from err
+
+
 def gpus_needed(weight_bytes: int, gpu_bytes: float) -> int:
     """GPUs whose memory holds the weights with :data:`GPU_HEADROOM`."""
     return max(1, math.ceil(weight_bytes * GPU_HEADROOM / gpu_bytes))
@@ -232,15 +240,18 @@ def check_disk(needed: int, folder: Path) -> None:
 
 def check_run_disk(settings: RunSettings, models_dir: Path, results: Path) -> int:
     """Before a run's first job: the activation bytes it still has to write, or an
-    :class:`InputError` when its disk cannot hold them. Models without a config.json yet
-    (embedded and GGUF ones before preparation) and datasets that cannot be read (their own job
-    reports why) are not counted."""
+    :class:`InputError` when its disk cannot hold them. Models without a readable config.json yet
+    (embedded and GGUF ones before preparation, broken folders) and datasets that cannot be read
+    (their own jobs report why) are not counted."""
     needed = 0
     for model, spec in settings.models.items():
         path = model_config_path(model, spec.source, models_dir)
-        if path is None:
+        try:
+            shape = read_shape(path) if path is not None else None
+        except InputError:
+            shape = None  # its prepare_model job says what is wrong with it
+        if shape is None:
             continue
-        shape = ModelShape.from_config(json.loads(path.read_text(encoding="utf-8")))
         for dataset in settings.datasets:
             try:
                 size = dataset_size(dataset, settings, results / "datasets")
@@ -324,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if path is None:
                 raise InputError(f"config key 'models.{name}.source': {spec.source} has no config.json until "
                                  f"prepared: snakemake {models_dir / name}")
-            models[name] = (ModelShape.from_config(json.loads(path.read_text(encoding="utf-8"))), spec.dtype)
+            models[name] = (read_shape(path), spec.dtype)
         sizes = {d: dataset_size(d, settings, results / "datasets") for d in settings.datasets}
         plans = [run_plan(m, d, models[m][0], settings, sizes[d]) for m in settings.models for d in settings.datasets]
     except InputError as err:

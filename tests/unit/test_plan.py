@@ -134,3 +134,18 @@ def test_a_disk_too_small_is_one_error_naming_the_folder(tmp_path):
     check_disk(1, tmp_path)
     with pytest.raises(InputError, match=r"results: the activations still to write need [\d,.]+ GiB, the disk has [\d,.]+ [GM]iB free"):
         check_disk(10**21, tmp_path / "results")
+
+
+def test_a_broken_config_is_left_to_its_prepare_job(tmp_path):
+    """The run's disk check skips a model folder whose config.json says too little (prepare_model
+    reports it); the plan names the file."""
+    from truthmap.plan import check_run_disk, read_shape
+    from truthmap.settings import RunSettings
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text('{"model_type": "llama"}')
+    settings = RunSettings.from_config({"models": {"broken": {"source": str(tmp_path / "broken")}},
+                                        "datasets": {"builtin": {"source": "builtin", "limit": 8}}})
+    assert check_run_disk(settings, tmp_path / "resources" / "models", tmp_path / "results") == 0
+    with pytest.raises(InputError, match=r"broken/config.json: not a decoder config .*num_attention_heads"):
+        read_shape(tmp_path / "broken" / "config.json")
