@@ -253,18 +253,17 @@ def extract_to_h5(
             writes = BackgroundWrites(writer.write)
             try:
                 done = 0
-                halving = Halving("extraction batch")
 
                 def step(part: list[int]) -> dict:
                     return extract_batch(body, capture, [seqs[i] for i in part], positions[part], pad_id, device,
                                          share_prefix)
 
-                for batch in token_batches([len(s) for s in seqs], batch_tokens):
-                    for part, blocks in halving.run(batch, step):
-                        writes.put(np.asarray(part), blocks)
-                        done += len(part)
-                        if progress:
-                            progress(done, len(seqs))
+                batches = token_batches([len(s) for s in seqs], batch_tokens)
+                for part, blocks in Halving("extraction batch").each(batches, step):
+                    writes.put(np.asarray(part), blocks)
+                    done += len(part)
+                    if progress:
+                        progress(done, len(seqs))
             finally:
                 writes.join()
     finally:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import torch
+
+from truthmap.shapes import ModelShape
 
 log = logging.getLogger("truthmap.batches")
 T = TypeVar("T")
@@ -24,21 +26,11 @@ T = TypeVar("T")
 MEMORY_SHARE = 0.6
 
 
-def kv_bytes_per_token(config, element_bytes: int) -> int:
-    """Bytes of key/value cache one token holds across every layer of the model described by ``config``."""
-    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    heads = cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-    return 2 * cfg.num_hidden_layers * kv_heads * head_dim * element_bytes
-
-
-def rows_that_fit(free_bytes: int, config, element_bytes: int, tokens_per_row: int, upper: int) -> int:
+def rows_that_fit(free_bytes: int, shape: ModelShape, element_bytes: int, tokens_per_row: int, upper: int) -> int:
     """Rows of ``tokens_per_row`` tokens (prompt and generation) whose cache, hidden states and float32
     logits fit in :data:`MEMORY_SHARE` of ``free_bytes``; at most ``upper``, at least 1."""
-    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    per_row = (tokens_per_row * (kv_bytes_per_token(cfg, element_bytes) + 4 * cfg.hidden_size * element_bytes)
-               + 4 * cfg.vocab_size)
+    per_row = (tokens_per_row * (shape.kv_bytes_per_token(element_bytes) + 4 * shape.hidden * element_bytes)
+               + 4 * shape.vocab)
     return max(1, min(upper, int(MEMORY_SHARE * free_bytes // per_row)))
 
 
@@ -87,6 +79,12 @@ class Halving:
                 todo.extendleft(reversed(chunks(part, self.cap)))
                 continue
             yield part, value
+
+    def each(self, batches: Iterable[Sequence[T]],
+             step: Callable[[list[T]], object]) -> Iterator[tuple[list[T], object]]:
+        """:meth:`run` over every batch in turn."""
+        for batch in batches:
+            yield from self.run(batch, step)
 
 
 def release_cached_memory() -> None:

@@ -24,6 +24,7 @@ from truthmap.batches import Halving, free_memory, rows_that_fit
 from truthmap.context import fit_context, prompt_room
 from truthmap.prefix_attention import SharedPrefix, check_attended, shared_prefix_attention, supports_shared_prefix
 from truthmap.settings import GenerationSettings
+from truthmap.shapes import ModelShape
 
 FinishReason = Literal["eos", "stop", "length"]
 
@@ -105,20 +106,19 @@ def generate_batched(
     if not prompts:
         return []
     batch_size = decoding_rows(model, prompts, max_new_tokens, batch_size)
-    halving = Halving("decoding batch")
 
     def step(part: list[int]) -> list[Generation]:
         return _generate_batch(model, [prompts[i] for i in part], pad_id, stop_ids, eos, max_new_tokens,
                                _picker(sampling, part), share_prefix, compact, prefix_once)
 
     done = 0
-    for batch in length_batches([len(p) for p in prompts], batch_size):
-        for part, outs in halving.run(batch, step):
-            for i, out in zip(part, outs):
-                results[i] = out
-            done += len(part)
-            if progress:
-                progress(done, len(prompts))
+    batches = length_batches([len(p) for p in prompts], batch_size)
+    for part, outs in Halving("decoding batch").each(batches, step):
+        for i, out in zip(part, outs):
+            results[i] = out
+        done += len(part)
+        if progress:
+            progress(done, len(prompts))
     return results  # type: ignore[return-value]
 
 
@@ -130,7 +130,8 @@ def decoding_rows(model, prompts: Sequence[Sequence[int]], max_new_tokens: int, 
     if free is None:
         return batch_size
     longest = max(len(p) for p in prompts) + max_new_tokens
-    return rows_that_fit(free, model.config, param.element_size(), longest, batch_size)
+    shape = ModelShape.from_config(model.config.to_dict())
+    return rows_that_fit(free, shape, param.element_size(), longest, batch_size)
 
 
 def shared_prefix_len(prompts: Sequence[Sequence[int]], minimum: int = 8) -> int:
@@ -412,10 +413,9 @@ def next_token_logits(
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits
         return logits[:, -1, :].float().index_select(-1, wanted).cpu().numpy()
 
-    halving = Halving("scoring batch")
-    for batch in length_batches([len(p) for p in prompts], batch_size):
-        for part, values in halving.run(batch, step):
-            out[part] = values
+    batches = length_batches([len(p) for p in prompts], batch_size)
+    for part, values in Halving("scoring batch").each(batches, step):
+        out[part] = values
     return out
 
 
@@ -475,8 +475,6 @@ def branch_logits(
         chosen = logits[:, -1].float().index_select(-1, wanted)
         return chosen.reshape(n, k, -1).cpu().numpy()
 
-    halving = Halving("scoring batch")
-    for batch in length_batches(stems, batch_size):
-        for part, values in halving.run(batch, step):
-            out[part] = values
+    for part, values in Halving("scoring batch").each(length_batches(stems, batch_size), step):
+        out[part] = values
     return out

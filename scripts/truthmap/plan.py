@@ -29,7 +29,8 @@ from pathlib import Path
 import yaml
 
 from truthmap.files import InputError
-from truthmap.settings import SITES, RunSettings, resolve_layers
+from truthmap.settings import RunSettings, resolve_layers
+from truthmap.shapes import ModelShape
 
 #: Bytes per weight of each dtype; ``auto`` is planned as bfloat16, what it picks on a GPU.
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
@@ -40,45 +41,6 @@ GPU_HEADROOM = 1.2
 DEFAULT_GPU_GIB = 80.0
 #: The workflow this module belongs to (its Snakefile and profiles).
 WORKFLOW = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """What the plan needs of a model's ``config.json``."""
-
-    layers: int
-    hidden: int
-    intermediate: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    tied: bool
-
-    @classmethod
-    def from_config(cls, config: Mapping) -> ModelShape:
-        text = config.get("text_config") or config
-        heads = text["num_attention_heads"]
-        return cls(
-            layers=text["num_hidden_layers"], hidden=text["hidden_size"], intermediate=text["intermediate_size"],
-            heads=heads, kv_heads=text.get("num_key_value_heads") or heads,
-            head_dim=text.get("head_dim") or text["hidden_size"] // heads, vocab=text["vocab_size"],
-            tied=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
-        )
-
-    def params(self) -> int:
-        """Weights of the embeddings, every block (attention, gated MLP, two norms), the final norm
-        and, when not tied to the embeddings, the LM head."""
-        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        block = self.hidden * (2 * q + 2 * kv) + 3 * self.hidden * self.intermediate + 2 * self.hidden
-        embeddings = self.vocab * self.hidden
-        return embeddings * (1 if self.tied else 2) + self.layers * block + self.hidden
-
-    def site_width(self, site: str) -> int:
-        """Values per token at ``site``: the MLP's intermediate width for its down projection's input."""
-        if site not in SITES:
-            raise ValueError(f"unknown site {site!r}")
-        return self.intermediate if site == "mlp_down_input" else self.hidden
 
 
 def read_shape(path: Path) -> ModelShape:

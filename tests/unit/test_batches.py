@@ -5,24 +5,23 @@ model, as CUDA's allocator raises it, so the code under test is the one a GPU ru
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
 from truthmap.activations import extract_to_h5
-from truthmap.batches import MEMORY_SHARE, Halving, chunks, kv_bytes_per_token, rows_that_fit
+from truthmap.batches import MEMORY_SHARE, Halving, chunks, rows_that_fit
 from truthmap.generation import Sampling, decoding_rows, generate_batched
 from truthmap.h5io import read_layer
+from truthmap.shapes import ModelShape
 
-LLAMA_70B = SimpleNamespace(hidden_size=8192, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
-                            vocab_size=128256)
+LLAMA_70B = ModelShape.from_config({"hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+                                    "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 128256})
 
 
 def test_kv_cache_bytes_follow_the_grouped_heads():
     # keys and values, 80 layers, 8 kv heads of 128 dims, 2 bytes (bfloat16)
-    assert kv_bytes_per_token(LLAMA_70B, 2) == 2 * 80 * 8 * 128 * 2 == 327_680
+    assert LLAMA_70B.kv_bytes_per_token(2) == 2 * 80 * 8 * 128 * 2 == 327_680
 
 
 def test_rows_that_fit_the_free_memory():

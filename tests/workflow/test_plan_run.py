@@ -37,10 +37,9 @@ def test_the_plan_of_the_tiny_run_is_what_it_wrote(workdir):
         with h5py.File(shard) as f:
             written += sum(f[name].nbytes for name in _blocks(f))
     assert planned.total_bytes == written
-    cells = {(r["site"], r["layer"], r["token"]) for r in read_tsv(workdir / "results" / MODEL / DATASET / "auc.tsv")
-             if r["layer"] != "-1"}
-    embeddings = {(r["layer"], r["token"]) for r in read_tsv(workdir / "results" / MODEL / DATASET / "auc.tsv")
-                  if r["layer"] == "-1"}
+    rows = read_tsv(workdir / "results" / MODEL / DATASET / "auc.tsv")
+    cells = {(r["site"], r["layer"], r["token"]) for r in rows if r["layer"] != "-1"}
+    embeddings = {(r["layer"], r["token"]) for r in rows if r["layer"] == "-1"}  # one row, shown under each site
     assert planned.cells == len(cells) + len(embeddings)
     done = plan(workdir / "config.yaml", workdir)
     assert done.returncode == 0, done.stderr[-3000:]
