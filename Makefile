@@ -61,11 +61,13 @@ config-docs: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.schema
 
 # Throughput and memory of every heavy stage vs the reference approach and the
-# hardware limit, measured in one run (about 3 minutes on 2 cores); figures in results/bench/.
+# hardware limit, measured in one run (about 3 minutes on 2 cores), then the probe
+# stage at the paper's scale per backend (about 2 minutes); figures in results/bench/.
 # Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--dtype bfloat16".
 bench: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.bench $(BENCH_ARGS)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.resample_bench
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.probe_scale_bench
 
 # Where each model stage's time goes (torch profiler on a slice of each stage; about 2 minutes).
 profile: $(STAMP)

@@ -25,7 +25,7 @@ ids, seqs, positions, labels = shard_inputs(
 context = context_length(info.max_positions, info.name, log)
 seqs, positions, cuts = fit_sequences(seqs, positions, context)
 log_cuts(log, "prompt + answer", {q: f"{n} tokens cut from the start" for q, n in zip(ids, cuts) if n}, context)
-model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
+model, tokenizer = load_model(snakemake.input.model, snakemake.params.device_map, snakemake.params.dtype)
 log.info("%d examples, %d tokens, layers %s, sites %s", len(ids), sum(map(len, seqs)), layers, cfg.sites)
 with WorkMeter(model) as work:
     extract_to_h5(

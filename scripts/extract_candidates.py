@@ -16,7 +16,7 @@ torch.set_num_threads(snakemake.threads)
 chosen = read_json(snakemake.input.selection)["probe_best_cell"]
 cell = None if chosen is None else Cell.of(chosen)
 info = ModelInfo.read(snakemake.input.model)
-model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
+model, tokenizer = load_model(snakemake.input.model, snakemake.params.device_map, snakemake.params.dtype)
 test_ids = {r["id"] for r in read_tsv(snakemake.input.split) if r["split"] == "test"}
 inputs = candidate_inputs(tokenizer, read_jsonl(snakemake.input.samples), read_jsonl(snakemake.input.sample_labels),
                           test_ids, cell.token if cell else "-1")

@@ -15,7 +15,7 @@ log = logs.setup(snakemake.log[0], "generate_answers")
 torch.set_num_threads(snakemake.threads)
 cfg = GenerationSettings.given(snakemake.params.generation)
 info = ModelInfo.read(snakemake.input.model)
-model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
+model, tokenizer = load_model(snakemake.input.model, snakemake.params.device_map, snakemake.params.dtype)
 log.info("model %s on %s", info.name, next(model.parameters()).device)
 questions = load_questions(snakemake.input.questions)
 with WorkMeter(model) as work:

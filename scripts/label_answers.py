@@ -15,7 +15,7 @@ log = logs.setup(snakemake.log[0], "label_answers")
 torch.set_num_threads(snakemake.threads)
 cfg = ExactAnswerSettings.given(snakemake.params.exact_answer)
 items = shard_items(load_questions(snakemake.input.questions), read_jsonl(snakemake.input.generations))
-extract = LazyExtractor(snakemake.input.extractor, snakemake.params.dtype, cfg, log)
+extract = LazyExtractor(snakemake.input.extractor, snakemake.params.device_map, snakemake.params.dtype, cfg, log)
 labels = label_shard(items, extract, cfg.max_words, cfg.tries, cfg.seed)
 if extract.loaded:
     name, max_positions = extract.name_and_context

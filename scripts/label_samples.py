@@ -13,7 +13,7 @@ from truthmap.work import write_work
 log = logs.setup(snakemake.log[0], "label_samples")
 torch.set_num_threads(snakemake.threads)
 cfg = ExactAnswerSettings.given(snakemake.params.exact_answer)
-extract = LazyExtractor(snakemake.input.extractor, snakemake.params.dtype, cfg, log)
+extract = LazyExtractor(snakemake.input.extractor, snakemake.params.device_map, snakemake.params.dtype, cfg, log)
 records, saved = label_samples(load_questions(snakemake.input.questions), read_jsonl(snakemake.input.samples),
                                extract, cfg.max_words, cfg.tries, cfg.seed)
 write_jsonl(snakemake.output[0], records)

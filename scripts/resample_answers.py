@@ -16,7 +16,7 @@ torch.set_num_threads(snakemake.threads)
 gen = GenerationSettings.given(snakemake.params.generation)
 cfg = ResamplingSettings.given(snakemake.params.resampling)
 info = ModelInfo.read(snakemake.input.model)
-model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
+model, tokenizer = load_model(snakemake.input.model, snakemake.params.device_map, snakemake.params.dtype)
 log.info("model %s on %s; %d samples per question at temperature %s, top_k %d, top_p %s",
          info.name, next(model.parameters()).device, cfg.n, cfg.temperature, cfg.top_k, cfg.top_p)
 with WorkMeter(model) as work:

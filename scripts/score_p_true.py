@@ -18,7 +18,7 @@ wanted = questions_to_score(read_tsv(snakemake.input.split), cfg.p_true_train_qu
 generations = read_jsonl(snakemake.input.generations)
 info = ModelInfo.read(snakemake.input.model)
 context = context_length(info.max_positions, info.name, log)
-model, tokenizer = load_model(snakemake.input.model, dtype=snakemake.params.dtype)
+model, tokenizer = load_model(snakemake.input.model, snakemake.params.device_map, snakemake.params.dtype)
 with WorkMeter(model) as work:
     rows = score_shard(model, tokenizer, generations, wanted, cfg.batch_size, context)
 write_work(snakemake.log.work, work, batch_size=cfg.batch_size)

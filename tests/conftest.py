@@ -106,7 +106,7 @@ def tiny_model_dir(tmp_path_factory, tiny_hf_dir) -> Path:
 def tiny_model(tiny_model_dir):
     from truthmap.models import load_model
 
-    return load_model(tiny_model_dir, device="cpu", dtype="float32")  # references are float32
+    return load_model(tiny_model_dir, device_map="cpu", dtype="float32")  # references are float32
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ batch to HDF5 while the next one runs.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -19,11 +20,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from truthmap.batches import Halving
+from truthmap.batches import Halving, gpu_budget, tokens_that_fit
 from truthmap.generation import shared_prefix_len
 from truthmap.h5io import ActivationWriter, dataset_name, site_layers
 from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, dtype_name, site_module, site_width
+from truthmap.placement import input_device
 from truthmap.settings import EMBEDDINGS_LAYER
+
+log = logging.getLogger("truthmap.activations")
 
 
 class _StopForward(Exception):
@@ -92,7 +96,7 @@ class PositionCapture:
     def _keep(self, name: str, hidden: torch.Tensor) -> None:
         if self.index is not None:
             rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
-            self.captured[name] = hidden[rows, self.index].to("cpu", torch.float16)
+            self.captured[name] = hidden[rows, self.index.to(hidden.device)].to("cpu", torch.float16)
         self._seen.add(name)
         if self._last <= self._seen:
             raise _StopForward
@@ -241,8 +245,9 @@ def extract_to_h5(
     Each batch's blocks are written by a background thread while the next
     batch runs through the model.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     body = decoder_body(model)
+    batch_tokens = fitting_batch_tokens(model, batch_tokens)
     capture = PositionCapture(model, layers, sites, model_name)
     try:
         with ActivationWriter(
@@ -268,6 +273,19 @@ def extract_to_h5(
                 writes.join()
     finally:
         capture.remove()
+
+
+def fitting_batch_tokens(model, batch_tokens: int) -> int:
+    """``batch_tokens``, or on GPUs the fewer tokens whose cache and transient values fit the free
+    memory (:func:`truthmap.batches.tokens_that_fit`); a cut is logged."""
+    budget = gpu_budget(model)
+    if budget is None:
+        return batch_tokens
+    fitting = tokens_that_fit(*budget, batch_tokens)
+    if fitting < batch_tokens:
+        log.info("extraction batches of at most %d tokens (of %d configured): what %.1f GiB free memory holds",
+                 fitting, batch_tokens, budget[0] / 2**30)
+    return fitting
 
 
 def fit_sequences(seqs: Sequence[Sequence[int]], positions: np.ndarray, max_positions: int | None

@@ -34,12 +34,43 @@ def rows_that_fit(free_bytes: int, shape: ModelShape, element_bytes: int, tokens
     return max(1, min(upper, int(MEMORY_SHARE * free_bytes // per_row)))
 
 
+def tokens_that_fit(free_bytes: int, shape: ModelShape, element_bytes: int, upper: int) -> int:
+    """Tokens of a forward pass without decoding (extraction) whose cache and transient values (a
+    block's input, its attention and MLP outputs, the MLP's two intermediate tensors) fit in
+    :data:`MEMORY_SHARE` of ``free_bytes``; at most ``upper``, at least 1."""
+    per_token = shape.kv_bytes_per_token(element_bytes) + (4 * shape.hidden + 2 * shape.intermediate) * element_bytes
+    return max(1, min(upper, int(MEMORY_SHARE * free_bytes // per_token)))
+
+
 def free_memory(device: torch.device) -> int | None:
     """Free bytes on a CUDA ``device``; None elsewhere (a CPU's batches are the config's)."""
     if device.type != "cuda":
         return None
     free, _ = torch.cuda.mem_get_info(device)
     return int(free)
+
+
+def model_free_memory(model) -> int | None:
+    """The free bytes a batch of the whole model may use: on each GPU its blocks compute on, the
+    free bytes over that GPU's share of the blocks (it holds that share of every row's cache),
+    the least of them; None when a block computes on the CPU (its batches are the config's)."""
+    from truthmap.models import decoder_layers
+    from truthmap.placement import block_shares
+
+    shares = block_shares(decoder_layers(model))
+    free = {device: free_memory(device) for device in shares}
+    if any(f is None for f in free.values()):
+        return None
+    return int(min(free[device] / share for device, share in shares.items()))
+
+
+def gpu_budget(model) -> tuple[int, ModelShape, int] | None:
+    """What sizing a batch of ``model`` needs on GPUs: (free bytes, :func:`model_free_memory`; its
+    shape; bytes per value); None on a CPU, whose batches are the config's."""
+    free = model_free_memory(model)
+    if free is None:
+        return None
+    return free, ModelShape.from_config(model.config.to_dict()), model.dtype.itemsize
 
 
 def chunks(items: Sequence[T], size: int | None) -> list[list[T]]:

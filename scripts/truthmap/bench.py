@@ -153,7 +153,7 @@ def extract_job(model_dir: str, n: int, out_path: str, batch_tokens: int, device
 
     torch.set_num_threads(os.cpu_count() or 1)
     info = ModelInfo.read(model_dir)
-    model, tokenizer = load_model(model_dir, device=device, dtype=dtype)
+    model, tokenizer = load_model(model_dir, device_map=device, dtype=dtype)
     work = extraction_workload(tokenizer, n, info.has_chat_template)
     rss_loaded = _peak_rss_mb()
     dev = next(model.parameters()).device
@@ -365,7 +365,7 @@ def run(model_dir: str, out_dir: Path, sizes: Sizes, *, device: str = "auto", dt
     jobs = {name: _child(["extract-job", model_dir, str(n), str(out_dir / f"{name}.h5"), str(batch_tokens),
                           device, dtype])
             for name, n in (("small", sizes.extract_small), ("large", sizes.extract_large))}
-    model, tokenizer = load_model(model_dir, device=device, dtype=dtype)
+    model, tokenizer = load_model(model_dir, device_map=device, dtype=dtype)
     report["extraction"] = extraction_section(model, tokenizer, info, sizes, peak, jobs["large"], say)
     report["generation"] = generation_section(model, tokenizer, info, sizes, gen_batch, max_new_tokens, say)
     del model
@@ -414,12 +414,15 @@ def generation_section(model, tokenizer, info, sizes: Sizes, gen_batch: int, max
     batched_s, batched_tokens = time_generation(model, tokenizer, info, prompts, gen_batch, max_new_tokens)
     single = prompts[: sizes.generate_single]
     single_s, single_tokens = time_generation(model, tokenizer, info, single, 1, max_new_tokens)
+    prompt_len = float(np.mean([len(p) for p in answer_prompts(tokenizer, prompts, info.has_chat_template)]))
     g = {
         "questions": len(prompts), "batch_size": gen_batch, "max_new_tokens": max_new_tokens,
         "batched_s_per_question": batched_s / len(prompts), "batched_tokens_per_s": batched_tokens / batched_s,
         "single_questions": len(single), "single_s_per_question": single_s / len(single),
         "single_tokens_per_s": single_tokens / single_s,
         "speedup": (single_s / len(single)) / (batched_s / len(prompts)),
+        "mean_prompt_tokens": prompt_len,
+        "flops_per_generated_token": forward_flops_per_token(model.config, context=prompt_len + max_new_tokens / 2),
     }
     say(f"\n2. Generation (greedy, at most {max_new_tokens} new tokens)")
     say(f"   batched by {gen_batch:<3}  {g['batched_s_per_question']:7.3f} s/question "

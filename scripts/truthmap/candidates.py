@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from truthmap.files import InputError, atomic_path
+from truthmap.placement import input_device
 from truthmap.results import Cell
 
 REMAKE = "delete the file: the next run extracts the candidates again"
@@ -135,7 +136,7 @@ def extract_candidates(model, out_path: str | os.PathLike, inputs: CandidateInpu
         with _CandidateFile(out_path, inputs, cell, int(model.config.get_text_config().hidden_size), model_name):
             return
     capture = PositionCapture(model, [cell.layer], [cell.site], model_name)
-    body, device = decoder_body(model), next(model.parameters()).device
+    body, device = decoder_body(model), input_device(model)
     valid = np.flatnonzero(inputs.positions >= 0)
     try:
         with _CandidateFile(out_path, inputs, cell, capture.widths[cell.site], model_name) as f:

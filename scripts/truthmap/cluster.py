@@ -1,4 +1,4 @@
-"""What a model job asks a cluster for, sized from the run itself.
+"""What a job asks a cluster for, sized from the run itself.
 
 A job that runs the model over one shard (generation, labelling, P(True),
 extraction) needs memory for the weights plus working space, and time in
@@ -45,3 +45,9 @@ def count_lines(path: str | Path) -> int:
     """Non-empty lines of a JSONL shard."""
     with open(path, encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
+
+
+def probe_job_gpus(backend: str) -> int:
+    """GPUs a probe job (``train_probes``) asks for: one with ``probe.backend: torch``, else none
+    (``auto`` picks torch only where a GPU is present, and a job cannot ask for one it may not use)."""
+    return 1 if backend == "torch" else 0

@@ -17,8 +17,9 @@ from truthmap.work import Work, WorkMeter
 class LazyExtractor:
     """A :data:`truthmap.labels.Extract`: the greedy first try (seeds None) or a sampled retry."""
 
-    def __init__(self, model_dir: str, dtype: str, cfg: ExactAnswerSettings, log: logging.Logger) -> None:
-        self.model_dir, self.dtype, self.cfg, self.log = model_dir, dtype, cfg, log
+    def __init__(self, model_dir: str, device_map: str | dict, dtype: str, cfg: ExactAnswerSettings,
+                 log: logging.Logger) -> None:
+        self.model_dir, self.device_map, self.dtype, self.cfg, self.log = model_dir, device_map, dtype, cfg, log
         self.work = Work()
         """The extractor's forward passes over every call (none when it never loaded)."""
 
@@ -34,7 +35,7 @@ class LazyExtractor:
 
         info = ModelInfo.read(self.model_dir)
         max_positions = context_length(info.max_positions, info.name, self.log)
-        return (info, max_positions, *load_model(self.model_dir, dtype=self.dtype))
+        return (info, max_positions, *load_model(self.model_dir, self.device_map, self.dtype))
 
     @property
     def name_and_context(self) -> tuple[str, int | None]:

@@ -29,22 +29,10 @@ def matmul_peak_gflops(device, dtype, size: int = 2048, repeats: int = 5) -> flo
 
 
 def forward_flops_per_token(config, layers: int | None = None, context: float = 0.0, lm_head: bool = True) -> float:
-    """Multiply-add FLOPs per token of a decoder forward pass (2 per multiply-add).
+    """:meth:`truthmap.shapes.ModelShape.flops_per_token` of a loaded model's config."""
+    from truthmap.shapes import ModelShape
 
-    ``layers`` decoder blocks (all when None), attention over ``context``
-    tokens on average, plus the LM head when ``lm_head``. Embedding lookups and
-    norms are not counted: they are not matrix products.
-    """
-    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-    d = cfg.hidden_size
-    heads = cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or d // heads
-    kv = getattr(cfg, "num_key_value_heads", heads) * head_dim
-    q = heads * head_dim
-    ff = cfg.intermediate_size
-    per_layer = 2 * (d * q + 2 * d * kv + q * d + 3 * d * ff) + 2 * 2 * q * context
-    n_layers = cfg.num_hidden_layers if layers is None else layers
-    return n_layers * per_layer + (2 * d * cfg.vocab_size if lm_head else 0)
+    return ModelShape.from_config(config.to_dict()).flops_per_token(context, layers, lm_head)
 
 
 def sync(device) -> None:

@@ -20,11 +20,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from truthmap.batches import Halving, free_memory, rows_that_fit
+from truthmap.batches import Halving, gpu_budget, rows_that_fit
 from truthmap.context import fit_context, prompt_room
+from truthmap.placement import input_device
 from truthmap.prefix_attention import SharedPrefix, check_attended, shared_prefix_attention, supports_shared_prefix
 from truthmap.settings import GenerationSettings
-from truthmap.shapes import ModelShape
 
 FinishReason = Literal["eos", "stop", "length"]
 
@@ -125,13 +125,10 @@ def generate_batched(
 def decoding_rows(model, prompts: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int) -> int:
     """``batch_size``, or on a GPU the fewer rows whose cache fits its free memory
     (:func:`truthmap.batches.rows_that_fit`, for the longest prompt)."""
-    param = next(model.parameters())
-    free = free_memory(param.device)
-    if free is None:
+    budget = gpu_budget(model)
+    if budget is None:
         return batch_size
-    longest = max(len(p) for p in prompts) + max_new_tokens
-    shape = ModelShape.from_config(model.config.to_dict())
-    return rows_that_fit(free, shape, param.element_size(), longest, batch_size)
+    return rows_that_fit(*budget, max(len(p) for p in prompts) + max_new_tokens, batch_size)
 
 
 def shared_prefix_len(prompts: Sequence[Sequence[int]], minimum: int = 8) -> int:
@@ -184,7 +181,7 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
     demonstrations) is run once, and its KV cache is held once for the batch where the
     model's attention allows (``prefix_once``), else repeated over the rows; the rest is
     left-padded behind it, with position ids that skip the padding."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     shared = shared_prefix_len(prompts) if share_prefix else 0
     past, held = None, {}
     if shared:
@@ -202,7 +199,7 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
 def _decode(model, prompts, shared, past, held, pad_id, stop_ids, eos, max_new_tokens, pick, compact):
     """Decode a batch behind its ``shared`` first tokens: in ``past`` repeated over the rows, or
     ``held`` once (:mod:`truthmap.prefix_attention`), when ``past`` is None."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     rests = [list(p[shared:]) for p in prompts]
     width = max(len(r) for r in rests)
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -397,7 +394,7 @@ def next_token_logits(
     model, prompts: Sequence[Sequence[int]], token_ids: Sequence[int], *, pad_id: int, batch_size: int
 ) -> np.ndarray:
     """The logits of ``token_ids`` as the next token after each prompt: (len(prompts), len(token_ids))."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     wanted = torch.tensor(list(token_ids), dtype=torch.long, device=device)
     out = np.zeros((len(prompts), len(token_ids)), dtype=np.float32)
 
@@ -436,7 +433,7 @@ def branch_logits(
     ends, left-padded behind the stem so that every branch ends in the last column and the LM
     head runs there only. ``batch_size`` counts items.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     wanted = torch.tensor(list(token_ids), dtype=torch.long, device=device)
     k = len(items[0]) if items else 0
     out = np.zeros((len(items), k, len(token_ids)), dtype=np.float32)

@@ -376,26 +376,83 @@ def load_tokenizer(model_dir: str | os.PathLike):
     return AutoTokenizer.from_pretrained(info.weights_dir, trust_remote_code=info.trust_remote_code)
 
 
-def load_model(model_dir: str | os.PathLike, device: str = "auto", dtype: str = "auto", float32_head: bool = True):
+def load_model(model_dir: str | os.PathLike, device_map: str | dict = "auto", dtype: str = "auto",
+               float32_head: bool = True, offload_dir: str | os.PathLike | None = None):
     """Load (model, tokenizer) for inference from a prepared model folder.
 
-    In a 16-bit dtype the LM head stays float32 (``float32_head``, see :func:`head_to_float32`)."""
+    ``device_map`` is a placement (:mod:`truthmap.placement`): the weights load straight onto
+    their devices in the run's dtype. Weights a placement puts on disk go to ``offload_dir`` (a
+    temporary folder, removed with the process, when not given). In a 16-bit dtype the LM head
+    stays float32 (``float32_head``, see :func:`head_to_float32`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    from truthmap import placement
+
     info = ModelInfo.read(model_dir)
-    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, compute_device(device_map))
+    gpus = visible_gpu_free_bytes()
+    where = placement.resolve(device_map, weight_bytes(info, torch_dtype) if gpus else 0, gpus)
+    extra = {}
+    if placement.needs_offload_folder(where):
+        extra["offload_folder"] = str(offload_dir or _temporary_folder("truthmap-offload-"))
     model = AutoModelForCausalLM.from_pretrained(
         info.weights_dir,
-        dtype=pick_dtype(dtype, dev),
+        dtype=torch_dtype,
+        device_map=where,
         trust_remote_code=info.trust_remote_code,
         use_safetensors=None if info.allow_pickle else True,
+        **extra,
     )
-    model.to(dev).eval()
+    model.eval()
     if float32_head:
         head_to_float32(model)
     torch.set_grad_enabled(False)
     return model, load_tokenizer(model_dir)
+
+
+def compute_device(device_map: str | dict) -> torch.device:
+    """The kind of device a placement computes on, for choosing the ``auto`` dtype: CUDA when it
+    names a GPU (or leaves the choice to the GPUs, which are there), CPU otherwise."""
+    from truthmap.placement import STRATEGIES
+
+    if isinstance(device_map, dict):
+        gpu = any(isinstance(d, int) or str(d).startswith("cuda") for d in device_map.values())
+        return pick_device("cuda" if gpu else "cpu")
+    if device_map == "auto" or device_map in STRATEGIES:
+        return pick_device("auto")
+    return pick_device(device_map)
+
+
+def visible_gpu_free_bytes() -> list[int]:
+    """Free bytes of each visible GPU, in index order (empty without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [int(torch.cuda.mem_get_info(i)[0]) for i in range(torch.cuda.device_count())]
+
+
+def weight_bytes(info: ModelInfo, dtype: torch.dtype) -> int:
+    """Bytes the model's weights take in ``dtype``: from its config.json's shape, or, for a layout
+    the shape does not know, from its weight files' sizes (as stored)."""
+    from truthmap.cluster import weights_bytes
+    from truthmap.shapes import ModelShape
+
+    folder = Path(info.weights_dir)
+    try:
+        return ModelShape.from_config(read_json(folder / "config.json")).params() * dtype.itemsize
+    except (KeyError, TypeError, InputError):
+        return weights_bytes(folder)
+
+
+def _temporary_folder(prefix: str) -> Path:
+    """A folder removed when the process exits."""
+    import atexit
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def head_to_float32(model) -> None:
@@ -410,8 +467,8 @@ def head_to_float32(model) -> None:
     import torch
 
     head = model.get_output_embeddings()
-    if head is None or head.weight.dtype == torch.float32:
-        return
+    if head is None or head.weight.dtype == torch.float32 or head.weight.device.type == "meta":
+        return  # float32 already, or offloaded (its weights load for each call: left as they are)
     fp32 = torch.nn.Linear(head.in_features, head.out_features, bias=head.bias is not None,
                            device=head.weight.device, dtype=torch.float32)
     fp32.weight = torch.nn.Parameter(head.weight.detach().float().clone(), requires_grad=False)

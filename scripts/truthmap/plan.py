@@ -28,7 +28,9 @@ from pathlib import Path
 
 import yaml
 
+from truthmap.estimate import estimate_lines
 from truthmap.files import InputError
+from truthmap.placement import GPU_HEADROOM, gpus_needed
 from truthmap.settings import RunSettings, resolve_layers
 from truthmap.shapes import ModelShape
 
@@ -36,8 +38,6 @@ from truthmap.shapes import ModelShape
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
 #: Bytes per stored activation value (the HDF5 shards hold float16).
 ACTIVATION_BYTES = 2
-#: GPU memory a model needs over its weights (KV cache, activations, the allocator's slack).
-GPU_HEADROOM = 1.2
 DEFAULT_GPU_GIB = 80.0
 #: The workflow this module belongs to (its Snakefile and profiles).
 WORKFLOW = Path(__file__).resolve().parents[2]
@@ -49,11 +49,6 @@ def read_shape(path: Path) -> ModelShape:
         return ModelShape.from_config(json.loads(path.read_text(encoding="utf-8")))
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{path}: not a decoder config truthmap can plan for ({type(err).__name__}: {err})") from err
-
-
-def gpus_needed(weight_bytes: int, gpu_bytes: float) -> int:
-    """GPUs whose memory holds the weights with :data:`GPU_HEADROOM`."""
-    return max(1, math.ceil(weight_bytes * GPU_HEADROOM / gpu_bytes))
 
 
 def activation_bytes(questions: int, tokens: int, layers: int, width: int) -> int:
@@ -85,6 +80,11 @@ class RunPlan:
     @property
     def total_bytes(self) -> int:
         return sum(self.site_bytes.values())
+
+    @property
+    def values(self) -> int:
+        """Activation values on disk: the sum over cells of their questions x features."""
+        return self.total_bytes // ACTIVATION_BYTES
 
 
 def run_plan(model: str, dataset: str, shape: ModelShape, settings: RunSettings, questions: int) -> RunPlan:
@@ -281,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gpu-memory-gib", type=float, default=None,
                         help=f"memory of one GPU (default: the visible GPU's, else {DEFAULT_GPU_GIB:.0f})")
     parser.add_argument("--no-dry-run", action="store_true", help="skip the workflow's dry run (no job counts)")
+    parser.add_argument("--bench", type=Path, default=None,
+                        help="a make bench report for the time estimates (default: results/bench/bench.json of "
+                             "the run's folder; one measured on the run's GPU type gives its times)")
     parser.add_argument("--to-prepare", action="store_true",
                         help="only print the model folders to prepare before a plan (embedded, GGUF)")
     opts = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -300,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             models[name] = (read_shape(path), spec.dtype)
         sizes = {d: dataset_size(d, settings, results / "datasets") for d in settings.datasets}
         plans = [run_plan(m, d, models[m][0], settings, sizes[d]) for m in settings.models for d in settings.datasets]
+        times = estimate_lines(opts.bench or results / "bench" / "bench.json", plans,
+                               {name: shape for name, (shape, _) in models.items()}, settings)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -308,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = sum(missing_activation_bytes(p, results, settings.shards) for p in plans)
     lines = format_plan(models, plans, gpu_bytes, jobs, probe_group_size(WORKFLOW / "workflow/profiles/slurm/config.yaml"),
                         free_bytes(results), missing)
-    print("\n".join(lines))
+    print("\n".join([*lines, "", *times]))
     return 0
 
 

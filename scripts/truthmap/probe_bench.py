@@ -1,12 +1,13 @@
 """The probe solver measured A/B on one layer of a finished run: scikit-learn vs the batched fits.
 
-    PYTHONPATH=scripts .venv/bin/python -m truthmap.probe_bench [--layer 15] [--repeats 3]
+    PYTHONPATH=scripts .venv/bin/python -m truthmap.probe_bench [--layer 15] [--repeats 3] [--backend torch]
 
 Run it in a run's folder (it reads ``probes/split.tsv`` and the activation shards). Both
 sides fit every cell of the layer exactly as ``train_probes`` needs (the primary split, the
 cross-validation folds, the further seeded splits), alternately, in one process with one
 thread, as a probe job runs: A, scikit-learn's ``StandardScaler`` + ``LogisticRegression``
-one fit at a time; B, :func:`truthmap.logistic.fit_many`, one batch per cell. How near each
+one fit at a time; B, :func:`truthmap.logistic.fit_many`, one batch per cell (``--backend
+torch``: :func:`truthmap.torch_logistic.fit_cells`, the layer's cells in one batch). How near each
 stops to the optimum: the largest gap, over the cells, between its primary fit's test AUC and
 that of a fit run to a gradient of 1e-9 (or 3,000 steps).
 """
@@ -71,6 +72,16 @@ def batched(cells, cfg, tol: float | None = None, primary_only: bool = False) ->
     return aucs
 
 
+def layer_batch(cells, cfg) -> list[float]:
+    """The torch backend: every cell of the layer with all its fits in one batch (on a GPU when
+    one is present): the primary fits' test AUCs."""
+    from truthmap.stats import roc_auc
+    from truthmap.torch_logistic import CellFits, fit_cells
+
+    fits = fit_cells([CellFits(X, y, plan.masks, plan.bases) for X, y, _, plan in cells], cfg.C, cfg.max_iter)
+    return [roc_auc(y[is_test], f.decision_function(X[is_test], 0)) for (X, y, is_test, _), f in zip(cells, fits)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from truthmap.lever_bench import Lever, alternate, format_row, header
     from truthmap.settings import ProbeSettings, SplitSettings
@@ -81,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default="builtin")
     parser.add_argument("--layer", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                        help="side B: numpy (a cell's fits in one batch) or torch (a layer's cells in one batch)")
     opts = parser.parse_args(argv)
     if os.environ.get("OMP_NUM_THREADS") != "1":
         print("note: a probe job runs with one thread; set OMP_NUM_THREADS=1 for its figures")
@@ -88,12 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = cell_data(Path(opts.run), opts.model, opts.dataset, opts.layer, cfg, split)
     fits = sum(len(plan.masks) for *_, plan in cells)
     print(f"layer {opts.layer}: {len(cells)} cells, {fits} fits; median of {opts.repeats}")
-    a_s, b_s, a_auc, b_auc = alternate(lambda: one_at_a_time(cells, cfg), lambda: batched(cells, cfg), opts.repeats)
+    side_b = (lambda: layer_batch(cells, cfg)) if opts.backend == "torch" else (lambda: batched(cells, cfg))
+    a_s, b_s, a_auc, b_auc = alternate(lambda: one_at_a_time(cells, cfg), side_b, opts.repeats)
     optimum = batched(cells, cfg, tol=1e-9, primary_only=True)
     gap = {side: max(abs(a - o) for a, o in zip(aucs, optimum)) for side, aucs in (("a", a_auc), ("b", b_auc))}
     print(header())
-    print(format_row(Lever("probe fits of one layer", "scikit-learn", "batched", a_s, b_s,
+    print(format_row(Lever("probe fits of one layer", "scikit-learn", f"batched ({opts.backend})", a_s, b_s,
                            f"test AUC within {gap['a']:.1e} (A) / {gap['b']:.1e} (B) of the optimum")))
+    print(f"largest test-AUC difference, scikit-learn vs {opts.backend}: "
+          f"{max(abs(a - b) for a, b in zip(a_auc, b_auc)):.1e} over {len(cells)} cells")
     return 0
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from truthmap.files import InputError
-from truthmap.logistic import fit_many, sigmoid
+from truthmap.logistic import Fits, fit_many, sigmoid
 from truthmap.settings import EMBEDDINGS_LAYER, ProbeSettings, SplitSettings
 from truthmap.stats import bootstrap_auc, roc_auc
 
@@ -100,7 +101,8 @@ class CellResult:
     """ok or skipped."""
     reason: str
     fit_seconds: float
-    """Seconds of the cell's fits together (primary, folds, further splits: one batch)."""
+    """Seconds of the cell's fits together (primary, folds, further splits: one batch); with the
+    torch backend, the cell's share, by its number of fits, of its layer's batch."""
     cv_auc: float = float("nan")
     """Mean AUC over stratified folds of the training rows only: what chooses a cell."""
     cv_folds: int = 0
@@ -116,6 +118,9 @@ class CellResult:
     """Sample standard deviation of ``split_aucs`` (NaN below two finite ones)."""
     site: str = "residual"
     """Where in the block the features were read (``activations.sites``)."""
+    backend: str = ""
+    """The solver that fitted the cell (``probe.backend`` resolved): numpy, sklearn, torch:cpu or
+    torch:cuda; empty for a skipped cell."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +175,54 @@ def plan_fits(y: np.ndarray, is_test: np.ndarray, other_splits: Sequence[np.ndar
     )
 
 
+@dataclass(frozen=True)
+class CellData:
+    """One cell's rows, as every backend fits and scores them."""
+
+    layer: int
+    token: str
+    X: np.ndarray
+    """(N, H) float32 features of the cell's questions."""
+    y: np.ndarray
+    """1 = wrong answer, 0 = right."""
+    is_test: np.ndarray
+    n_excluded: int
+    ids: list[str]
+    other_splits: Sequence[np.ndarray] = ()
+    """Test masks of further seeded splits, aligned with the rows."""
+    site: str = "residual"
+
+
+def resolve_backend(name: str) -> str:
+    """The solver ``probe.backend`` names: ``auto`` is ``torch`` where CUDA is available, else
+    ``numpy``. Without an NVIDIA driver that is decided without importing torch (2.5 s a job)."""
+    if name != "auto":
+        return name
+    if not any(Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/dxg")):
+        return "numpy"
+    import torch
+
+    return "torch" if torch.cuda.is_available() else "numpy"
+
+
+def reference_fits(X: np.ndarray, y: np.ndarray, masks: np.ndarray, C: float, max_iter: int) -> Fits:
+    """scikit-learn's ``make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))``,
+    one fit per row of ``masks`` (in float64), as :class:`truthmap.logistic.Fits`: the reference
+    backend, slow, for checking."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.asarray(X, dtype=np.float64)
+    fitted = [make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(X[m], y[m])
+              for m in np.asarray(masks, dtype=bool)]
+    scalers, models = [p[0] for p in fitted], [p[1] for p in fitted]
+    n_iter = np.array([int(m.n_iter_[0]) for m in models])
+    return Fits(mean=np.array([s.mean_ for s in scalers]), scale=np.array([s.scale_ for s in scalers]),
+                coef=np.array([m.coef_[0] for m in models]), intercept=np.array([m.intercept_[0] for m in models]),
+                n_iter=n_iter, converged=n_iter < max_iter)
+
+
 def evaluate_cell(
     layer: int,
     token: str,
@@ -188,43 +241,97 @@ def evaluate_cell(
     cell is chosen by: the test rows never decide which cell is reported.
     ``other_splits`` (test masks of further seeded splits) each get a fit on
     their own training rows and a test AUC. Every fit of the cell runs in one
-    batch (:func:`truthmap.logistic.fit_many`); the folds' steps are
-    preconditioned from the training rows' features, each further split's from
-    its own training rows, so no fit depends on rows it may not see.
+    batch (:func:`truthmap.logistic.fit_many`, or the ``probe.backend`` named);
+    the folds' steps are preconditioned from the training rows' features, each
+    further split's from its own training rows, so no fit depends on rows it may
+    not see.
     """
-    y = np.asarray(y).astype(int)
     ids = list(ids) if ids is not None else [str(i) for i in range(len(y))]
-    train, test = ~is_test, is_test
-    base = dict(
-        site=site, layer=layer, token=token, n_train=int(train.sum()), n_test=int(test.sum()),
-        n_train_wrong=int(y[train].sum()), n_test_wrong=int(y[test].sum()), n_excluded=int(n_excluded),
+    cell = CellData(layer, token, np.asarray(X, dtype=np.float32), np.asarray(y).astype(int),
+                    np.asarray(is_test, dtype=bool), int(n_excluded), ids, other_splits, site)
+    return evaluate_cells([cell], cfg)[0]
+
+
+def evaluate_cells(cells: Sequence[CellData], cfg: ProbeSettings) -> list[CellResult]:
+    """Every cell's result: the fits of each cell in one batch (``numpy``), one at a time
+    (``sklearn``), or those of all the cells in one batch (``torch``); the same bookkeeping after."""
+    backend = resolve_backend(cfg.backend)
+    shortfalls = [class_shortfall({"train": c.y[~c.is_test], "test": c.y[c.is_test]}, cfg.min_per_class)
+                  for c in cells]
+    fitted = [c for c, short in zip(cells, shortfalls) if not short]
+    plans = [plan_fits(c.y, c.is_test, c.other_splits, cfg) for c in fitted]
+    fits, seconds, label = fit_cells(fitted, plans, cfg, backend)
+    done = iter(zip(fitted, plans, fits, seconds))
+    results = []
+    for cell, short in zip(cells, shortfalls):
+        if short:
+            results.append(skipped_cell(cell, short))
+        else:
+            _, plan, cell_fits, fit_seconds = next(done)
+            results.append(score_cell(cell, plan, cell_fits, fit_seconds, cfg, label))
+    return results
+
+
+def fit_cells(cells: Sequence[CellData], plans: Sequence[FitPlan], cfg: ProbeSettings, backend: str,
+              device: str | None = None) -> tuple[list[Fits], list[float], str]:
+    """Each cell's fits, the seconds they took (a cell's share of a batch of cells, by its fits)
+    and the backend's label (torch's names its device: ``device``, default cuda where present)."""
+    X = [c.X for c in cells]
+    if backend == "torch":
+        from truthmap.torch_logistic import CellFits, default_device
+        from truthmap.torch_logistic import fit_cells as fit_batch
+
+        device = device or default_device()
+        start = time.perf_counter()
+        fits = fit_batch([CellFits(x, c.y, p.masks, p.bases) for x, c, p in zip(X, cells, plans)], cfg.C,
+                         cfg.max_iter, device=device) if cells else []
+        total, n_fits = time.perf_counter() - start, sum(len(p.masks) for p in plans)
+        return fits, [total * len(p.masks) / n_fits for p in plans], f"torch:{device}"
+    fits, seconds = [], []
+    for x, cell, plan in zip(X, cells, plans):
+        start = time.perf_counter()
+        if backend == "sklearn":
+            fits.append(reference_fits(x, cell.y, plan.masks, cfg.C, cfg.max_iter))
+        else:
+            fits.append(fit_many(x, cell.y, plan.masks, cfg.C, cfg.max_iter, bases=plan.bases))
+        seconds.append(time.perf_counter() - start)
+    return fits, seconds, backend
+
+
+def cell_counts(cell: CellData) -> dict:
+    """The fields every result of ``cell`` has, fitted or not."""
+    train, test = ~cell.is_test, cell.is_test
+    return dict(
+        site=cell.site, layer=cell.layer, token=cell.token, n_train=int(train.sum()), n_test=int(test.sum()),
+        n_train_wrong=int(cell.y[train].sum()), n_test_wrong=int(cell.y[test].sum()), n_excluded=cell.n_excluded,
     )
-    short = class_shortfall({"train": y[train], "test": y[test]}, cfg.min_per_class)
-    if short:
-        nan = float("nan")
-        return CellResult(
-            **base, auc=nan, ci_low=nan, ci_high=nan, train_auc=nan, status="skipped", reason=short,
-            fit_seconds=0.0,
-        )
-    X = X.astype(np.float32)
-    plan = plan_fits(y, is_test, other_splits, cfg)
-    start = time.perf_counter()
-    fits = fit_many(X, y, plan.masks, cfg.C, cfg.max_iter, bases=plan.bases)
-    fit_seconds = time.perf_counter() - start
+
+
+def skipped_cell(cell: CellData, reason: str) -> CellResult:
+    nan = float("nan")
+    return CellResult(**cell_counts(cell), auc=nan, ci_low=nan, ci_high=nan, train_auc=nan, status="skipped",
+                      reason=reason, fit_seconds=0.0)
+
+
+def score_cell(cell: CellData, plan: FitPlan, fits: Fits, fit_seconds: float, cfg: ProbeSettings,
+               backend: str) -> CellResult:
+    """A fitted cell's result: the primary fit's test AUC and interval, the folds' mean AUC, each
+    seeded split's test AUC."""
+    X, y, test, train = cell.X, cell.y, cell.is_test, ~cell.is_test
     scores = fits.decision_function(X[test], 0)
     low, high = bootstrap_auc(y[test], scores, cfg.bootstrap, cfg.ci_level, cfg.seed)
     cv = [roc_auc(y[val], fits.decision_function(X[val], k)) for k, (_, val) in enumerate(plan.folds, start=1)]
     auc = roc_auc(y[test], scores)
     spread = [auc, *(roc_auc(y[other], fits.decision_function(X[other], plan.split_fit[i]))
-                     if i in plan.split_fit else float("nan") for i, other in enumerate(other_splits))]
+                     if i in plan.split_fit else float("nan") for i, other in enumerate(cell.other_splits))]
     finite = [a for a in spread if np.isfinite(a)]
     return CellResult(
-        **base, auc=auc, ci_low=low, ci_high=high,
+        **cell_counts(cell), auc=auc, ci_low=low, ci_high=high,
         train_auc=roc_auc(y[train], fits.decision_function(X[train], 0)), status="ok", reason="",
         fit_seconds=fit_seconds, cv_auc=float(np.mean(cv)) if cv else float("nan"), cv_folds=len(plan.folds),
-        test_ids=[ids[i] for i in np.flatnonzero(test)], test_scores=[float(v) for v in scores],
+        test_ids=[cell.ids[i] for i in np.flatnonzero(test)], test_scores=[float(v) for v in scores],
         split_aucs=spread, auc_split_mean=float(np.mean(finite)) if finite else float("nan"),
-        auc_split_std=float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
+        auc_split_std=float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"), backend=backend,
     )
 
 
@@ -258,15 +365,13 @@ def probe_layer(layer: int, tokens: list[str], data: SplitFeatures, cfg: ProbeSe
                 other_splits: Sequence[np.ndarray] = (), site: str = "residual") -> list[CellResult]:
     """Evaluate every token cell of one layer at one site (``data.X`` is (N, P, H)); ``other_splits``
     are test masks of further seeded splits, aligned with ``data``'s rows."""
-    results = []
+    cells = []
     for p, token in enumerate(tokens):
         use = cell_rows(data, p, cfg)
-        ids = [data.ids[i] for i in np.flatnonzero(use)]
-        results.append(
-            evaluate_cell(layer, token, data.X[use, p], data.labels[use], data.is_test[use],
-                          int((~use).sum()), cfg, ids, [other[use] for other in other_splits], site)
-        )
-    return results
+        cells.append(CellData(layer, token, data.X[use, p].astype(np.float32), data.labels[use].astype(int),
+                              data.is_test[use], int((~use).sum()), [data.ids[i] for i in np.flatnonzero(use)],
+                              [other[use] for other in other_splits], site))
+    return evaluate_cells(cells, cfg)
 
 
 def seeded_test_masks(data: SplitFeatures, split: SplitSettings, n_splits: int) -> list[np.ndarray]:

@@ -17,7 +17,7 @@ from truthmap.stats import within_group_summary
 #: What every cell's JSON holds (train_probes); auc.tsv adds the within-group columns.
 CELL_COLUMNS = (
     "site", "layer", "token", "auc", "ci_low", "ci_high", "auc_split_mean", "auc_split_std", "n_train", "n_test",
-    "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "cv_folds", "n_excluded", "status", "reason",
+    "n_train_wrong", "n_test_wrong", "train_auc", "cv_auc", "cv_folds", "n_excluded", "status", "reason", "backend",
 )
 WITHIN_COLUMNS = ("auc_within_group", "within_ci_low", "within_ci_high", "groups")
 AUC_COLUMNS = (*CELL_COLUMNS[:6], *WITHIN_COLUMNS, *CELL_COLUMNS[6:])

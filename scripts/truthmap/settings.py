@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Literal
 
 from truthmap.files import InputError
 from truthmap.load_options import FORMATS, LoadOptions
-from truthmap.sections import Section, field_types, setting
+from truthmap.placement import check_device_map
+from truthmap.sections import UNREAD, Section, field_types, setting
 
 
 
@@ -94,11 +95,25 @@ class ModelSettings(Section):
     so the dtype a run used is recorded in its generations, activations, benchmarks and
     `summary.json`. In a 16-bit dtype the LM head runs in float32, so that logits are not rounded
     to the dtype's step (README, Performance)."""
+    device_map: str | dict[str, str | int] = "auto"
+    """Where the weights go, loaded straight onto their devices in `dtype`: `auto` (one GPU when the
+    weights fit on it with 20% to spare, else spread over the visible GPUs by accelerate, past
+    them into CPU memory and disk only when they are too small; the CPU without a GPU), `cpu`,
+    `cuda`, `cuda:<index>`, accelerate's `balanced`, `balanced_low_0` or `sequential` over the
+    visible GPUs, or a mapping of module names to devices (`cpu`, `disk`, `cuda:<index>` or a GPU
+    index), e.g. `{model.embed_tokens: 0, model.layers.0: 0, ..., lm_head: 1}`. A spread model
+    runs each block on its device; results can differ from a one-device run in float rounding,
+    so the model stages rerun when it changes."""
     trust_remote_code: bool = False
     """Let Python code shipped inside the model folder run when it loads; only for code you trust."""
     allow_pickle: bool = False
     """Load pickled weights (`pytorch_model.bin`, `.pt`), which can run code when unpickled;
     safetensors and GGUF need nothing."""
+
+    def check(self) -> None:
+        super().check()
+        if self.__dict__["device_map"] is not UNREAD:
+            check_device_map(self.device_map, self._key_of("device_map"))
 
 
 @dataclass(frozen=True, repr=False)
@@ -305,6 +320,13 @@ class ProbeSettings(Section):
     and standard deviation beside the primary split's bootstrap interval (the paper's mean +- std
     over 5 seeds); 1 turns it off. The best cells stay chosen on the primary split's training
     questions."""
+    backend: Literal["auto", "numpy", "torch", "sklearn"] = "auto"
+    """Solver of the cell probes (`train_probes`), all minimising the same objective: `numpy`, a
+    cell's fits (primary, folds, seeded splits) in one batch on the CPU; `torch`, every cell of a
+    layer with all its fits in one batch, in float64, on a GPU when one is present (the SLURM profile
+    then gives each probe job one); `sklearn`, scikit-learn's `StandardScaler` + `LogisticRegression`
+    one fit at a time (the reference: slow, for checking); `auto`, `torch` where CUDA is available,
+    else `numpy`. Each cell's JSON and `auc.tsv` record the backend used (`backend`)."""
 
 
 @dataclass(frozen=True, repr=False)

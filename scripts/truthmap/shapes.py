@@ -40,6 +40,16 @@ class ModelShape:
         embeddings = self.vocab * self.hidden
         return embeddings * (1 if self.tied else 2) + self.layers * block + self.hidden
 
+    def flops_per_token(self, context: float = 0.0, layers: int | None = None, lm_head: bool = True) -> float:
+        """Multiply-add FLOPs per token of a forward pass (2 per multiply-add): ``layers`` blocks (all
+        when None) with attention over ``context`` tokens on average, plus the LM head when
+        ``lm_head``. Embedding lookups and norms are not counted: they are not matrix products."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        per_layer = 2 * (self.hidden * q + 2 * self.hidden * kv + q * self.hidden + 3 * self.hidden * self.intermediate)
+        per_layer += 2 * 2 * q * context
+        head = 2 * self.hidden * self.vocab if lm_head else 0
+        return (self.layers if layers is None else layers) * per_layer + head
+
     def kv_bytes_per_token(self, element_bytes: int) -> int:
         """Bytes of key/value cache one token holds across every layer."""
         return 2 * self.layers * self.kv_heads * self.head_dim * element_bytes

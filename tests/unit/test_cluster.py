@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from truthmap.cluster import count_lines, model_job_mem_mb, shard_job_minutes, weights_bytes
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+from snakemake.resources import GroupResources, Resources
+
+from truthmap.cluster import count_lines, model_job_mem_mb, probe_job_gpus, shard_job_minutes, weights_bytes
 
 
 def test_weights_bytes_counts_weight_files_only(tmp_path):
@@ -30,3 +36,20 @@ def test_count_lines_skips_blank_lines(tmp_path):
     path = tmp_path / "shard.jsonl"
     path.write_text('{"id": 1}\n\n{"id": 2}\n')
     assert count_lines(path) == 2
+
+
+def test_probe_jobs_ask_for_a_gpu_only_with_the_torch_backend():
+    assert [probe_job_gpus(b) for b in ("torch", "auto", "numpy", "sklearn")] == [1, 0, 0, 0]
+
+
+def test_the_slurm_probe_group_asks_for_one_gpu_with_torch_and_none_without():
+    """Snakemake's own sizing of a group job (as for a submission), with the SLURM profile's pool:
+    31 layer jobs of one CPU each, with and without a GPU each. Without the pool's GPU the group
+    would ask for two (two layers at a time)."""
+    profile = yaml.safe_load((Path(__file__).parents[2] / "workflow/profiles/slurm/config.yaml").read_text())
+    pool = Resources.parse(profile["resources"], allow_expressions=False)
+    for gpus, expected in ((1, {"gpu": 1, "cpus_per_task": 1}), (0, {"gpu": 0, "cpus_per_task": 2})):
+        jobs = [SimpleNamespace(resources={"cpus_per_task": 1, "gpu": gpus, "runtime": 60}, pipe_group=None)
+                for _ in range(31)]
+        group = GroupResources.basic_layered([jobs], pool, run_local=False, additive_resources=["runtime"])
+        assert {k: group[k] for k in expected} == expected

@@ -14,7 +14,7 @@ PAIRS = [("What is the capital of France?", "I think it is Paris."), ("17 + 25?"
 
 def test_loads_at_the_first_call_and_matches_the_direct_call(tiny_model_dir):
     cfg = ExactAnswerSettings(max_new_tokens=4, batch_size=2)
-    extract = LazyExtractor(str(tiny_model_dir), "float32", cfg, logging.getLogger("test"))
+    extract = LazyExtractor(str(tiny_model_dir), "cpu", "float32", cfg, logging.getLogger("test"))
     assert not extract.loaded
     replies = extract(PAIRS, None)
     assert extract.loaded

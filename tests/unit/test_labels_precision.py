@@ -50,7 +50,7 @@ def smollm(tmp_path_factory):
         folder = tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct"
         prepare_model("SmolLM2-135M-Instruct", "embedded:smollm2-135m-instruct", folder)
     info = ModelInfo.read(folder)
-    model, tokenizer = load_model(folder, device="cpu", dtype="float32")
+    model, tokenizer = load_model(folder, device_map="cpu", dtype="float32")
     return info, model, tokenizer
 
 

@@ -128,7 +128,7 @@ def layout(request, tmp_path_factory, tiny_tokenizer):
     tiny_tokenizer.save_pretrained(hf_dir)
     prepared = tmp_path_factory.mktemp(f"prepared_{name}") / name
     prepare_model(name, str(hf_dir), prepared)
-    model, tok = load_model(prepared, device="cpu", dtype="float32")  # the references are float32
+    model, tok = load_model(prepared, device_map="cpu", dtype="float32")  # the references are float32
     guard = ContextGuard(decoder_body(model), CONTEXT)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 32-wide model gains nothing from more, and loses on a busy machine

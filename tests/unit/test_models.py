@@ -160,7 +160,7 @@ def test_pickled_weights_need_an_explicit_opt_in(tmp_path, tiny_hf_dir, tiny_mod
     assert not (tmp_path / "out").exists()
     info = prepare_model("bin_model", str(folder), tmp_path / "out", allow_pickle=True)
     assert info.allow_pickle and not info.trust_remote_code
-    model, _ = load_model(tmp_path / "out", device="cpu")
+    model, _ = load_model(tmp_path / "out", device_map="cpu")
     assert model.config.num_hidden_layers == 4
 
 
@@ -188,9 +188,9 @@ def test_a_16_bit_model_runs_its_lm_head_in_float32(tiny_model_dir, tiny_tokeniz
     from truthmap.models import head_to_float32, load_model
 
     ids = torch.tensor([tiny_tokenizer("The capital of France is Paris, and", add_special_tokens=False)["input_ids"]])
-    fp32 = load_model(tiny_model_dir, device="cpu", dtype="float32")[0]
-    bf16_head = load_model(tiny_model_dir, device="cpu", dtype="bfloat16", float32_head=False)[0]
-    model = load_model(tiny_model_dir, device="cpu", dtype="bfloat16")[0]
+    fp32 = load_model(tiny_model_dir, device_map="cpu", dtype="float32")[0]
+    bf16_head = load_model(tiny_model_dir, device_map="cpu", dtype="bfloat16", float32_head=False)[0]
+    model = load_model(tiny_model_dir, device_map="cpu", dtype="bfloat16")[0]
     head, embed = model.get_output_embeddings(), model.get_input_embeddings()
     assert head.weight.dtype == torch.float32 and embed.weight.dtype == torch.bfloat16
     assert head.weight.data_ptr() != embed.weight.data_ptr()  # its own copy where the two were tied

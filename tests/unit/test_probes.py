@@ -37,8 +37,9 @@ from truthmap.probes import (
 
 
 def config(**overrides) -> ProbeSettings:
-    """A fast probe config: fewer bootstrap resamples than the default."""
-    return ProbeSettings(**{"bootstrap": 300, "min_per_class": 3, **overrides})
+    """A fast probe config: fewer bootstrap resamples than the default; the numpy solver whatever
+    the machine (the torch backend is tested against it in test_torch_logistic.py)."""
+    return ProbeSettings(**{"bootstrap": 300, "min_per_class": 3, "backend": "numpy", **overrides})
 
 
 def separable(n: int, hidden: int, seed: int, shift: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
@@ -652,3 +653,85 @@ def test_a_split_with_too_few_of_a_class_counts_as_nan():
     r = evaluate_cell(0, "last_q", X, y, is_test, 0, config(min_per_class=3), other_splits=[starved, other])
     assert r.status == "ok" and math.isnan(r.split_aucs[1]) and not math.isnan(r.split_aucs[2])
     assert r.auc_split_mean == pytest.approx(np.mean([r.split_aucs[0], r.split_aucs[2]]))
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def backend_layer():
+    """Three tokens, each cell with its own rows (``per_cell``): separable, noise valid for three
+    quarters, and one valid for too few rows (skipped); further splits, one starved of wrong answers
+    in the first cell's training rows."""
+    rng = np.random.default_rng(5)
+    n, hidden = 200, 7
+    X0, y = separable(n, hidden, seed=6, shift=1.0)
+    X = np.stack([X0, rng.normal(size=(n, hidden)), rng.normal(size=(n, hidden))], axis=1).astype(np.float16)
+    valid = np.ones((n, 3), bool)
+    valid[: n // 4, 1] = False
+    valid[8:, 2] = False
+    is_test = rng.random(n) < 0.25
+    starved = y == 1  # every wrong answer in test: no fit
+    others = [rng.random(n) < 0.25, starved, rng.random(n) < 0.3]
+    return features(X, valid, y, is_test, valid.all(axis=1)), others
+
+
+def comparable(result: CellResult) -> dict:
+    """A result's fields but its timing and solver."""
+    return {k: v for k, v in result.to_dict().items() if k not in ("fit_seconds", "backend")}
+
+
+def test_the_torch_backend_gives_the_numpy_backends_results():
+    """All cells of the layer in one torch batch: every field as the numpy solver's, cell by cell."""
+    data, others = backend_layer()
+    tokens = ["last_q", "-2", "-1"]
+    numpy_cells = probe_layer(3, tokens, data, config(examples="per_cell"), others, site="mlp_input")
+    torch_cells = probe_layer(3, tokens, data, config(examples="per_cell", backend="torch"), others, site="mlp_input")
+    assert [r.status for r in torch_cells] == ["ok", "ok", "skipped"]
+    assert [r.backend for r in numpy_cells] == ["numpy", "numpy", ""]
+    assert [r.backend for r in torch_cells] == ["torch:cpu", "torch:cpu", ""]
+    assert math.isnan(torch_cells[0].split_aucs[2]) and len(torch_cells[0].split_aucs) == 4
+    for a, b in zip(numpy_cells, torch_cells):
+        a, b = comparable(a), comparable(b)
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], float) or (isinstance(a[key], list) and a[key] and isinstance(a[key][0], float)):
+                np.testing.assert_allclose(b[key], a[key], atol=1e-6, err_msg=key)
+            else:
+                assert b[key] == a[key], key
+    assert sum(r.fit_seconds for r in torch_cells) > 0 and torch_cells[2].fit_seconds == 0.0
+
+
+def test_the_sklearn_backend_fits_with_scikit_learn_one_fit_at_a_time(monkeypatch):
+    """The reference backend: scikit-learn's pipeline once per fit, AUCs near the numpy solver's."""
+    from sklearn import pipeline
+
+    calls = []
+    real = pipeline.make_pipeline
+    monkeypatch.setattr(pipeline, "make_pipeline", lambda *steps: calls.append(steps) or real(*steps))
+    data, others = backend_layer()
+    tokens = ["last_q", "-2", "-1"]
+    reference = probe_layer(3, tokens, data, config(examples="per_cell", backend="sklearn"), others)
+    ours = probe_layer(3, tokens, data, config(examples="per_cell"), others)
+    assert len(calls) == sum(1 + r.cv_folds + sum(np.isfinite(r.split_aucs[1:])) for r in reference[:2])
+    assert [r.backend for r in reference] == ["sklearn", "sklearn", ""]
+    for a, b in zip(reference[:2], ours[:2]):
+        assert a.auc == pytest.approx(b.auc, abs=0.005) and a.cv_auc == pytest.approx(b.cv_auc, abs=0.005)
+        np.testing.assert_allclose(a.split_aucs, b.split_aucs, atol=0.005)
+
+
+def test_auto_is_numpy_without_a_gpu_and_imports_no_torch_to_say_so():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from truthmap.probes import resolve_backend; print(resolve_backend('auto'), "
+            "resolve_backend('sklearn'), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": "scripts", "PATH": ""}, cwd=__file__.rsplit("/tests/", 1)[0])
+    assert done.returncode == 0, done.stderr
+    if not Path("/proc/driver/nvidia/version").exists() and not Path("/dev/dxg").exists():
+        assert done.stdout.split() == ["numpy", "sklearn", "False"]
+    else:
+        import torch
+
+        assert done.stdout.split()[0] == ("torch" if torch.cuda.is_available() else "numpy")

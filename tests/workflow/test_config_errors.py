@@ -31,6 +31,8 @@ def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
          "option 'columns' does not apply to format 'builtin'"),
         (config_with("tokens", ["last_q", "third_answer"]), "config key 'tokens': unknown token"),
         (config_with("models.broken", {"source": "/no/such/model"}), "config key 'models.broken.source'"),
+        (config_with("models.SmolLM2-135M-Instruct.device_map", {"model.layers.0": "tpu"}),
+         "config key 'models.SmolLM2-135M-Instruct.device_map': module 'model.layers.0' is mapped to 'tpu'"),
         (config_with("datasets.mine", {"source": "/no/such/file.jsonl"}), "config key 'datasets.mine.source'"),
         (config_with("generation.template", "no placeholder"), "generation.template"),
         (config_with("exact_answer.extractor", "ghost"), "config key 'exact_answer.extractor'"),

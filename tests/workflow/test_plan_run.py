@@ -45,6 +45,7 @@ def test_the_plan_of_the_tiny_run_is_what_it_wrote(workdir):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "SmolLM2-135M-Instruct: 0.13B parameters, 30 layers" in done.stdout
     assert "Disk: activations still to write 0.0 MiB" in done.stdout and "fits" in done.stdout
+    assert "Expected time: no make bench figures at" in done.stdout
 
 
 def _blocks(f) -> list[str]:
@@ -62,7 +63,12 @@ def _big_model(folder: Path, **changes) -> dict:
 def test_the_plan_of_a_70b_model_folder_without_weights(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(_big_model(tmp_path / "llama-70b")))
-    done = plan(config, tmp_path, "--gpu-memory-gib", "80")
+    bench = tmp_path / "h100-bench.json"  # rates as if measured on another machine
+    bench.write_text(json.dumps({
+        "model": "bench-model", "device": "a GPU", "dtype": "bfloat16", "date": "2026-12-04",
+        "extraction": {"ours_computed_tokens_per_s": 2e5, "flops_per_token_ours": 2.6e8},
+        "generation": {"batched_tokens_per_s": 2e4, "flops_per_generated_token": 3e8, "mean_prompt_tokens": 60.0}}))
+    done = plan(config, tmp_path, "--gpu-memory-gib", "80", "--bench", str(bench))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Llama-70B: 70.55B parameters, 80 layers, hidden 8192" in out and "-> 2 GPU(s)" in out
@@ -70,6 +76,9 @@ def test_the_plan_of_a_70b_model_folder_without_weights(tmp_path):
     assert "1,847 questions x 12 tokens x 80 layers: residual 27.1 GiB" in out
     assert "972 cells in 81 probe jobs" in out
     assert "prepare_model" in out and "train_probes" in out and "SLURM submissions" in out
+    assert "rates measured by make bench: bench-model on a GPU, bfloat16, 2026-12-04" in out
+    times = next(line for line in out.splitlines() if line.startswith("  Llama-70B x builtin: generate_answers"))
+    assert all(stage in times for stage in ("label_answers", "extract_activations", "score_p_true", "total"))
 
 
 def test_a_run_whose_activations_cannot_fit_stops_before_its_first_job(tmp_path):

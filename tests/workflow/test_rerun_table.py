@@ -71,6 +71,7 @@ def changed_value(key: str, value):
         "models.<name>.source": "embedded:gemma-3-270m",
         "models.<name>.prompt_style": "plain",
         "models.<name>.dtype": "bfloat16",
+        "models.<name>.device_map": "cpu",
         "datasets.<name>.limit": 60,
         "datasets.<name>.template": "Reply briefly.\n{question}",
         "datasets.<name>.plain_template": "Question: {question}\nAnswer:",
@@ -79,6 +80,7 @@ def changed_value(key: str, value):
         "layers": [0, 14],
         "tokens": ["last_q", "exact_answer_first", "-1"],
         "probe.ci_level": 0.9,
+        "probe.backend": "sklearn",  # from auto: a name that differs on any machine
         "plot.value": "auc_split_mean",
         "split.test_fraction": 0.25,
     }

@@ -64,7 +64,7 @@ def test_rewording_every_docstring_and_comment_reruns_nothing(workdir, code):
     [
         ("plotting", "_save", PLOTS),  # every figure is saved by it
         ("plotting", "plot_heatmap", {"plot_heatmap"}),
-        ("probes", "evaluate_cell", {"train_probes"} | BELOW_PROBES),
+        ("probes", "evaluate_cells", {"train_probes"} | BELOW_PROBES),
         ("probes", "split_table", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),
         ("settings", "PlotSettings", {"plot_heatmap", "plot_difference"}),
         ("settings", "SplitSettings", {"split_examples", "score_p_true", "train_probes"} | BELOW_PROBES),

@@ -15,6 +15,7 @@ rule extract_activations:
         layers=SETTINGS.layers,
         activations=SETTINGS.activations.pick("sites", "embeddings", "batch_tokens", "share_prefix"),
         dtype=get_dtype,
+        device_map=get_device_map,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

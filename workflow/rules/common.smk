@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from truthmap.cluster import count_lines, model_job_mem_mb, shard_job_minutes, weights_bytes  # noqa: E402
+from truthmap.cluster import count_lines, model_job_mem_mb, probe_job_gpus, shard_job_minutes, weights_bytes  # noqa: E402
 from truthmap.datasets import check_source as check_dataset_source  # noqa: E402
 from truthmap.files import InputError  # noqa: E402
 from truthmap.load_options import parse_options  # noqa: E402
@@ -85,6 +85,11 @@ def get_shard_runtime(wildcards, input, attempt):
     return shard_job_minutes(count_lines(input[0]), get_generation(wildcards)["max_new_tokens"], attempt)
 
 
+def get_probe_gpus(wildcards):
+    """GPUs of a probe job: one with ``probe.backend: torch`` (the SLURM profile turns it into ``--gpus=1``)."""
+    return probe_job_gpus(SETTINGS.probe.backend)
+
+
 # Parameters: exactly the settings a rule's script reads (config/README.md, "What reruns").
 
 
@@ -120,6 +125,14 @@ def get_group_field(wildcards):
 
 def get_extractor_dtype(wildcards):
     return SETTINGS.models[SETTINGS.extractor_of(wildcards.model)].dtype
+
+
+def get_device_map(wildcards):
+    return SETTINGS.models[wildcards.model].device_map
+
+
+def get_extractor_device_map(wildcards):
+    return SETTINGS.models[SETTINGS.extractor_of(wildcards.model)].device_map
 
 
 def get_extractor_dir(wildcards):

@@ -13,6 +13,7 @@ rule score_p_true:
         detectors=SETTINGS.detectors.pick("p_true_train_questions", "batch_size"),
         split=SETTINGS.split.pick("seed"),
         dtype=get_dtype,
+        device_map=get_device_map,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

@@ -11,6 +11,7 @@ rule generate_answers:
         code=library_code("generate_answers.py"),
         generation=get_generation,
         dtype=get_dtype,
+        device_map=get_device_map,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

@@ -14,6 +14,7 @@ rule label_answers:
             "max_new_tokens", "batch_size", "max_words", "tries", "temperature", "top_k", "seed"
         ),
         dtype=get_extractor_dtype,
+        device_map=get_extractor_device_map,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

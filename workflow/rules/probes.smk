@@ -33,9 +33,11 @@ rule train_probes:
         sites=SITES,
         probe=SETTINGS.probe.pick(
             "C", "max_iter", "bootstrap", "ci_level", "examples", "min_per_class", "cv_folds", "seed",
-            "split_seeds",
+            "split_seeds", "backend",
         ),
         split=SETTINGS.split.pick("test_fraction", "seed"),
+    resources:
+        gpu=get_probe_gpus,
     log:
         "logs/train_probes/{model}/{dataset}/layer{layer}.log",
     benchmark:

@@ -14,6 +14,7 @@ rule resample_answers:
         generation=get_generation,
         resampling=SETTINGS.resampling.pick("n", "temperature", "top_p", "top_k", "seed"),
         dtype=get_dtype,
+        device_map=get_device_map,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_resample_runtime,
@@ -41,6 +42,7 @@ rule label_samples:
             "max_new_tokens", "batch_size", "max_words", "tries", "temperature", "top_k", "seed"
         ),
         dtype=get_extractor_dtype,
+        device_map=get_extractor_device_map,
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_resample_runtime,
@@ -119,6 +121,7 @@ rule extract_candidates:
     params:
         code=library_code("extract_candidates.py"),
         dtype=get_dtype,
+        device_map=get_device_map,
         batch_tokens=SETTINGS.activations.batch_tokens,
     resources:
         mem_mb=get_model_mem_mb,
