@@ -310,7 +310,9 @@ def run_probe_stage(split_path: Path, shard_paths: Sequence[str], layers: int, o
 
 
 def _child(args: Sequence[str], threads: int | None = None) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    scripts = str(Path(__file__).resolve().parent.parent)
+    # Before the caller's path, not instead of it: packages it adds (a --target install) stay importable.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [scripts, os.environ.get("PYTHONPATH")])))
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     done = subprocess.run([sys.executable, "-m", "truthmap.bench", *args], env=env, check=False,
