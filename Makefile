@@ -62,12 +62,14 @@ config-docs: $(STAMP)
 
 # Throughput and memory of every heavy stage vs the reference approach and the
 # hardware limit, measured in one run (about 3 minutes on 2 cores), then the probe
-# stage at the paper's scale per backend (about 2 minutes); figures in results/bench/.
+# stage at the paper's scale per backend (about 2 minutes) and the shard writer (1 minute);
+# figures in results/bench/ and on screen.
 # Options go in BENCH_ARGS, e.g. make bench BENCH_ARGS="--dtype bfloat16".
 bench: $(STAMP)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.bench $(BENCH_ARGS)
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.resample_bench
 	PYTHONPATH=scripts $(BIN)/python -m truthmap.probe_scale_bench
+	PYTHONPATH=scripts $(BIN)/python -m truthmap.write_bench
 
 # Where each model stage's time goes (torch profiler on a slice of each stage; about 2 minutes).
 profile: $(STAMP)

@@ -72,6 +72,24 @@ def test_rows_written_out_of_order_land_at_their_rows(tmp_path):
         np.testing.assert_array_equal(block, blocks[dataset_name(SITE, layer)].astype(np.float16))
 
 
+def test_batches_scattered_over_many_chunks_keep_every_earlier_row(tmp_path):
+    """Length-sorted extraction batches pick rows from every chunk; each batch rewrites the chunks it
+    touches, so rows written by earlier batches must survive (and unwritten rows stay zero)."""
+    n = 2 * CHUNK_ROWS + 37
+    rng = np.random.default_rng(3)
+    order = rng.permutation(n)
+    batches = np.array_split(order[: n - 5], 4)  # the last 5 rows are never written
+    path = tmp_path / "shard.h5"
+    ids, labels, positions, blocks = make_data(n, 3)
+    with writer(path, ids, labels, positions, (0, 2), 3) as w:
+        for rows in batches:
+            w.write(rows, {name: block[rows] for name, block in blocks.items()})
+    for layer in (0, 2):
+        expected = blocks[dataset_name(SITE, layer)].astype(np.float16)
+        expected[order[n - 5 :]] = 0
+        np.testing.assert_array_equal(read_layer(path, SITE, layer), expected)
+
+
 def test_sites_of_their_own_widths_and_one_embeddings_row(tmp_path):
     path = tmp_path / "shard.h5"
     widths = {"mlp_down_input": 6, "residual": 4}

@@ -1,0 +1,29 @@
+"""Tests for truthmap.write_bench: both writers it times fill the same shard."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from truthmap.activations import token_batches
+from truthmap.h5io import dataset_name, read_layer
+from truthmap.write_bench import main, time_write
+
+
+def test_slabs_and_row_lists_write_the_same_shard(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 700  # three chunks, and batches that each take rows from all of them
+    batches = [np.asarray(b) for b in token_batches(list(rng.integers(5, 40, n)), 4000)]
+    assert len(batches) > 2
+    blocks = {dataset_name("residual", layer): rng.standard_normal((n, 2, 3)).astype(np.float16) for layer in (0, 1)}
+    for mode in ("slabs", "row lists"):
+        time_write(tmp_path / f"{mode}.h5", batches, blocks, n, 2, mode)
+    for layer in (0, 1):
+        slabs = read_layer(tmp_path / "slabs.h5", "residual", layer)
+        np.testing.assert_array_equal(slabs, read_layer(tmp_path / "row lists.h5", "residual", layer))
+        assert np.count_nonzero(slabs.any(axis=(1, 2))) > 0
+
+
+def test_the_bench_prints_both_writers(capsys):
+    assert main(["--examples", "40", "--layers", "2", "--hidden", "8", "--batch-tokens", "600", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| slabs |" in out and "| row lists |" in out and "slabs vs row lists" in out
