@@ -34,6 +34,10 @@ from truthmap.settings import EMBEDDINGS_LAYER
 
 CHUNK_ROWS = 256
 
+WRITE_BUFFER_BYTES = 256 * 2**20
+"""Blocks a writer holds before writing them: an extraction batch holds rows of every chunk, and
+each write rewrites the chunks it touches, so fewer, larger writes touch each chunk fewer times."""
+
 REMAKE = "delete the file: the next run extracts the shard again"
 
 
@@ -83,14 +87,19 @@ class ActivationWriter:
         widths: dict[str, int],
         model: str,
         model_dtype: str = "",
+        buffer_bytes: int = WRITE_BUFFER_BYTES,
     ) -> None:
-        """``model_dtype``: the dtype the model ran in (stored as an attribute; the blocks are float16)."""
+        """``model_dtype``: the dtype the model ran in (stored as an attribute; the blocks are float16).
+        ``buffer_bytes``: blocks held before they are written (0 writes each one at once)."""
         self.path = Path(path)
         self.layers = list(layers)
         self.widths = {site: int(width) for site, width in widths.items()}
         n, p = positions.shape
         if len(ids) != n or len(labels) != n or p != len(tokens):
             raise ValueError("ids, labels, positions and tokens disagree in size")
+        self.buffer_bytes = buffer_bytes
+        self._pending: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+        self._pending_bytes = 0
         self._filled: dict[str, set[int]] = {}
         """Per dataset, the first rows of the chunks written so far."""
         self._ctx = atomic_path(self.path, suffix=".h5.tmp")
@@ -123,13 +132,15 @@ class ActivationWriter:
 
     def write(self, rows: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
         """Store ``blocks[name]`` (len(rows), P, H) at ``rows`` (any order); ``name`` is a
-        :func:`dataset_name`.
+        :func:`dataset_name`. Blocks wait in memory until ``buffer_bytes`` of them are held (or the
+        file closes), so that each chunk is written as few times as possible.
 
         A value that is not finite in float16 (NaN, or beyond +-65504) stops the
         write with the layer and the rows: a probe could not use it.
         """
         order = np.argsort(rows)
         sorted_rows = np.asarray(rows)[order]
+        halves = {}
         for name, block in blocks.items():
             with np.errstate(over="ignore"):  # an overflow becomes inf, reported just below
                 half = block[order].astype(np.float16, copy=False)
@@ -139,7 +150,21 @@ class ActivationWriter:
                 raise InputError(f"{self.path}: {where}, rows {bad[:5].tolist()}: hidden states are NaN "
                                  "or beyond the float16 range",
                                  hint=f"{leave_out}, or check the model's weights and dtype")
-            self._write_rows(name, sorted_rows, half)
+            halves[name] = half
+        self._pending.append((sorted_rows, halves))
+        self._pending_bytes += sum(half.nbytes for half in halves.values())
+        if self._pending_bytes >= self.buffer_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the held blocks, dataset by dataset, in row order."""
+        if not self._pending:
+            return
+        rows = np.concatenate([r for r, _ in self._pending])
+        order = np.argsort(rows, kind="stable")
+        for name in self._pending[0][1]:
+            self._write_rows(name, rows[order], np.concatenate([h[name] for _, h in self._pending])[order])
+        self._pending, self._pending_bytes = [], 0
 
     def _write_rows(self, name: str, rows: np.ndarray, half: np.ndarray) -> None:
         """``half[i]`` at sorted ``rows[i]``, one whole chunk-aligned slab at a time.
@@ -163,7 +188,8 @@ class ActivationWriter:
             first = last
 
     def close(self) -> None:
-        """Mark the file complete and move it into place."""
+        """Write what is held, mark the file complete and move it into place."""
+        self._flush()
         self._file.attrs["complete"] = True
         self._file.close()
         self._ctx.__exit__(None, None, None)
@@ -176,10 +202,14 @@ class ActivationWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is None:
-            self.close()
-        else:
+        if exc is not None:
             self.abort(exc)
+            return
+        try:
+            self.close()
+        except BaseException as err:  # the held blocks failed to write (a full disk): no file
+            self.abort(err)
+            raise
 
 
 def _describe(name: str) -> tuple[str, str]:

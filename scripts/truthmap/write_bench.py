@@ -3,11 +3,13 @@
     PYTHONPATH=scripts .venv/bin/python -m truthmap.write_bench [--examples 1847] [--repeats 2]
 
 A synthetic shard shaped like the default run's activations (30 layers x 12 tokens x 576, float16),
-filled batch by batch in the rows an extraction gives it: batches of at most 32,768 tokens over
-length-sorted questions, so each batch holds rows from every chunk. ``slabs`` is
-:meth:`truthmap.h5io.ActivationWriter.write` (each touched chunk rewritten whole); ``row lists``
-hands h5py the batch's sorted rows, as the writer did until 2026-12-04. Both modes alternate
-``--repeats`` times in one process, so the ratio compares like with like on a noisy machine.
+filled batch by batch in the rows an extraction gives it: batches of at most 32,768 tokens (a
+GPU's; 2,048 on a CPU) over length-sorted questions, so each batch holds rows from every chunk.
+Three writers: ``row lists`` hands h5py each batch's sorted rows (the writer until 2026-12-04);
+``slabs`` rewrites each chunk a batch touches whole; ``held slabs`` is
+:class:`truthmap.h5io.ActivationWriter` as it is, holding up to 256 MB of blocks before it
+writes them as slabs. The modes alternate ``--repeats`` times in one process, so the ratios
+compare like with like on a noisy machine.
 On a GPU the extraction job's time was mostly this write (README, Performance).
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from truthmap.activations import token_batches
-from truthmap.h5io import ActivationWriter, dataset_name
+from truthmap.h5io import WRITE_BUFFER_BYTES, ActivationWriter, dataset_name
 
 
 def _row_lists(writer: ActivationWriter, name: str, rows: np.ndarray, half: np.ndarray) -> None:
@@ -31,12 +33,14 @@ def _row_lists(writer: ActivationWriter, name: str, rows: np.ndarray, half: np.n
 
 def time_write(path: Path, batches: Sequence[np.ndarray], blocks: dict[str, np.ndarray], n: int,
                tokens: int, mode: str) -> float:
-    """Seconds to create, fill and close one shard in ``mode`` (``slabs`` or ``row lists``)."""
+    """Seconds to create, fill and close one shard in ``mode`` (``row lists``, ``slabs``, ``held slabs``)."""
     start = time.perf_counter()
+    width = next(iter(blocks.values())).shape[2]
     with ActivationWriter(path, ids=[str(i) for i in range(n)], labels=np.zeros(n, dtype=np.int8),
                           positions=np.zeros((n, tokens), dtype=np.int64), tokens=[str(t) for t in range(tokens)],
-                          layers=list(range(len(blocks))), hidden_size=next(iter(blocks.values())).shape[2],
-                          widths={"residual": next(iter(blocks.values())).shape[2]}, model="synthetic") as writer:
+                          layers=list(range(len(blocks))), hidden_size=width, widths={"residual": width},
+                          model="synthetic", buffer_bytes=WRITE_BUFFER_BYTES if mode == "held slabs" else 0
+                          ) as writer:
         if mode == "row lists":
             writer._write_rows = lambda name, rows, half: _row_lists(writer, name, rows, half)
         for rows in batches:
@@ -62,17 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     megabytes = opts.examples * opts.layers * opts.tokens * opts.hidden * 2 / 1e6
     print(f"shard: {opts.examples} examples x {opts.layers} layers x {opts.tokens} tokens x {opts.hidden}, "
           f"{megabytes:.0f} MB of float16, {len(batches)} batches of {[len(b) for b in batches]} rows")
-    times: dict[str, list[float]] = {"slabs": [], "row lists": []}
+    times: dict[str, list[float]] = {"row lists": [], "slabs": [], "held slabs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(opts.repeats):
             for mode in times:
                 times[mode].append(time_write(Path(tmp) / "shard.h5", batches, blocks, opts.examples,
                                               opts.tokens, mode))
-    print("| writer | median s | MB/s |\n| --- | --- | --- |")
+    before = float(np.median(times["row lists"]))
+    print("| writer | median s | MB/s | vs row lists |\n| --- | --- | --- | --- |")
     for mode, seconds in times.items():
         median = float(np.median(seconds))
-        print(f"| {mode} | {median:.2f} | {megabytes / median:.0f} |")
-    print(f"slabs vs row lists: {np.median(times['row lists']) / np.median(times['slabs']):.1f}x")
+        print(f"| {mode} | {median:.2f} | {megabytes / median:.0f} | {before / median:.1f}x |")
     return 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from truthmap.files import InputError
-from truthmap.h5io import CHUNK_ROWS, ActivationWriter, chunk_rows, dataset_name, read_layer, read_meta
+from truthmap.h5io import CHUNK_ROWS, WRITE_BUFFER_BYTES, ActivationWriter, chunk_rows, dataset_name, read_layer, read_meta
 
 TOKENS = ["last_q", "exact_answer_first", "-1"]
 SITE = "mlp_input"
@@ -72,16 +72,19 @@ def test_rows_written_out_of_order_land_at_their_rows(tmp_path):
         np.testing.assert_array_equal(block, blocks[dataset_name(SITE, layer)].astype(np.float16))
 
 
-def test_batches_scattered_over_many_chunks_keep_every_earlier_row(tmp_path):
-    """Length-sorted extraction batches pick rows from every chunk; each batch rewrites the chunks it
-    touches, so rows written by earlier batches must survive (and unwritten rows stay zero)."""
+@pytest.mark.parametrize("buffer_bytes", [0, 6_000, WRITE_BUFFER_BYTES], ids=["each", "some", "all"])
+def test_batches_scattered_over_many_chunks_keep_every_earlier_row(tmp_path, buffer_bytes):
+    """Length-sorted extraction batches pick rows from every chunk; each write rewrites the chunks it
+    touches, so rows written earlier must survive (and unwritten rows stay zero), whether the
+    writer writes each batch at once, a few held together, or all of them at the close."""
     n = 2 * CHUNK_ROWS + 37
     rng = np.random.default_rng(3)
     order = rng.permutation(n)
     batches = np.array_split(order[: n - 5], 4)  # the last 5 rows are never written
     path = tmp_path / "shard.h5"
     ids, labels, positions, blocks = make_data(n, 3)
-    with writer(path, ids, labels, positions, (0, 2), 3) as w:
+    with ActivationWriter(path, ids=ids, labels=labels, positions=positions, tokens=TOKENS, layers=[0, 2],
+                          hidden_size=3, widths={SITE: 3}, model="tiny-llama", buffer_bytes=buffer_bytes) as w:
         for rows in batches:
             w.write(rows, {name: block[rows] for name, block in blocks.items()})
     for layer in (0, 2):
