@@ -7,12 +7,16 @@ Two layers of the run's activations, every site (120 cells), fitted again with t
 agrees within 0.005 (the issue's bound) with scikit-learn's run near its optimum (tol 1e-8), and
 torch's test scores lie at least as near that optimum as those of scikit-learn's default stop.
 
-Why not the AUCs of the fold and split fits too: the tiny run tests on 10 questions (7 wrong), so
-an AUC counts 21 pairs and one near-tied pair moves it by 0.048; scikit-learn's default stop
-already differs from its own optimum by that much on some of them (measured 2026-12-04: 22 of
-840 AUCs), as does any solver that stops at a finite gradient. The default run's test sets (321
-questions) make that step 70 times smaller.
+The tiny run tests on 10 questions (7 wrong), so an AUC counts 21 pairs and one near-tied pair
+moves it by 0.048: where the optimum itself orders a wrong and a right answer by less than 1% of
+its scores' spread, any solver that stops at a finite gradient may swap them (scikit-learn's
+default stop does so on 22 of 840 fold and split AUCs, measured 2026-12-04; in bfloat16 on an AMD
+EPYC, 2 of the 120 primary cells had such a pair, 0.1% and 0.3% of the spread apart, and torch
+swapped it). So a cell may miss the 0.005 only through such a near tie, and at most one cell in
+twenty. The default run's test sets (321 questions) make an AUC step 70 times smaller; there
+every cell agreed (README, Performance).
 """
+
 
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ from truthmap.stats import roc_auc
 
 MODEL, DATASET = "SmolLM2-135M-Instruct", "builtin"
 LAYERS = (0, 14)
+NEAR_TIE = 0.01
+"""A wrong and a right answer closer than this share of the scores' spread are a near tie."""
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +72,10 @@ def scikit_learn_scores(X, y, test, C: float, **options):
     return model.decision_function(X[test])
 
 
-def test_torch_agrees_with_scikit_learn_on_every_real_cell(workdir, refitted):
+def test_torch_agrees_with_scikit_learn_on_the_real_cells(workdir, refitted):
     fitted = [c for c in refitted if c.status == "ok"]
     assert len(fitted) >= 100, [c.reason for c in refitted]
-    worst_auc, ours, theirs = 0.0, [], []
+    worst_auc, ours, theirs, swapped = 0.0, [], [], []
     probe = load_settings(workdir / "config.yaml").probe
     for cell in fitted:
         assert cell.backend.startswith("torch:")
@@ -77,12 +83,19 @@ def test_torch_agrees_with_scikit_learn_on_every_real_cell(workdir, refitted):
         optimum = scikit_learn_scores(X, y, test, probe.C, tol=1e-8, max_iter=10_000)
         default = scikit_learn_scores(X, y, test, probe.C, max_iter=probe.max_iter)  # the sklearn backend's stop
         y = y[test]
-        assert abs(cell.auc - roc_auc(y, optimum)) <= 0.005, (cell.site, cell.layer, cell.token)
-        worst_auc = max(worst_auc, abs(cell.auc - roc_auc(y, optimum)))
+        gap = abs(cell.auc - roc_auc(y, optimum))
+        if gap > 0.005:
+            closest = np.abs(optimum[y == 1][:, None] - optimum[y == 0][None, :]).min() / optimum.std()
+            assert closest <= NEAR_TIE, (cell.site, cell.layer, cell.token, gap, closest)
+            swapped.append((cell.site, cell.layer, cell.token))
+        else:
+            worst_auc = max(worst_auc, gap)
         ours.append(np.abs(np.array(cell.test_scores) - optimum).max() / optimum.std())
         theirs.append(np.abs(default - optimum).max() / optimum.std())
     assert max(ours) <= max(theirs), (max(ours), max(theirs))
-    print(f"{len(fitted)} cells: largest test-AUC difference {worst_auc:.1e}; test scores off the optimum by at "
+    assert len(swapped) <= len(fitted) // 20, swapped
+    print(f"{len(fitted)} cells: largest test-AUC difference {worst_auc:.1e} outside {len(swapped)} near ties "
+          f"{swapped}; test scores off the optimum by at "
           f"most {max(ours):.3f} of their spread (scikit-learn's default stop: {max(theirs):.3f})")
 
 
