@@ -22,7 +22,7 @@ import torch
 
 from truthmap.batches import Halving, gpu_budget, tokens_that_fit
 from truthmap.generation import shared_prefix_len
-from truthmap.h5io import ActivationWriter, dataset_name, site_layers
+from truthmap.h5io import WRITE_BUFFER_BYTES, ActivationWriter, dataset_name, site_layers
 from truthmap.models import SITE_PARTS, decoder_body, decoder_layers, dtype_name, site_module, site_width
 from truthmap.placement import input_device
 from truthmap.settings import EMBEDDINGS_LAYER
@@ -253,7 +253,7 @@ def extract_to_h5(
         with ActivationWriter(
             out_path, ids=ids, labels=labels, positions=positions, tokens=tokens,
             layers=layers, hidden_size=capture.hidden_size, widths=capture.widths, model=model_name,
-            model_dtype=dtype_name(next(model.parameters()).dtype),
+            model_dtype=dtype_name(next(model.parameters()).dtype), buffer_bytes=write_buffer_bytes(model),
         ) as writer:
             writes = BackgroundWrites(writer.write)
             try:
@@ -273,6 +273,16 @@ def extract_to_h5(
                 writes.join()
     finally:
         capture.remove()
+
+
+def write_buffer_bytes(model) -> int:
+    """Blocks the shard's writer holds before writing: 256 MB, or as many bytes as the model's
+    weights, which a model job's memory request already allows three times over
+    (:func:`truthmap.cluster.model_job_mem_mb`). Each write rewrites every chunk the held rows
+    touch (length-sorted batches touch them all), so a shard held whole is written once: a 7B
+    model's 14 GB hold a shard of 4,000 questions x 32 layers x 12 tokens x 4,096 features."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return max(WRITE_BUFFER_BYTES, weights)
 
 
 def fitting_batch_tokens(model, batch_tokens: int) -> int:

@@ -15,8 +15,9 @@ from truthmap.activations import (
     prefix_to_share,
     shard_inputs,
     token_batches,
+    write_buffer_bytes,
 )
-from truthmap.h5io import dataset_name, read_layer, read_meta
+from truthmap.h5io import WRITE_BUFFER_BYTES, dataset_name, read_layer, read_meta
 from truthmap.models import decoder_body, decoder_layers
 
 SEQS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19], [20, 21, 22, 23, 24, 25, 26, 27, 28]]
@@ -168,6 +169,13 @@ def test_extract_to_h5_is_independent_of_batching(tiny_model, tmp_path):
             read_layer(paths[0], "residual", layer).astype(np.float32),
             read_layer(paths[1], "residual", layer).astype(np.float32), atol=2e-3
         )
+
+
+def test_the_writer_holds_the_weights_bytes_and_at_least_256_mb():
+    assert write_buffer_bytes(torch.nn.Linear(4, 4)) == WRITE_BUFFER_BYTES
+    with torch.device("meta"):  # shapes without memory: 16,384^2 bfloat16 weights are 512 MiB
+        big = torch.nn.Linear(16384, 16384, dtype=torch.bfloat16)
+    assert write_buffer_bytes(big) == (16384 * 16384 + 16384) * 2 > WRITE_BUFFER_BYTES
 
 
 def test_shard_inputs_align_by_id():
