@@ -7,7 +7,7 @@ filled batch by batch in the rows an extraction gives it: batches of at most 32,
 GPU's; 2,048 on a CPU) over length-sorted questions, so each batch holds rows from every chunk.
 Three writers: ``row lists`` hands h5py each batch's sorted rows (the writer until 2026-12-04);
 ``slabs`` rewrites each chunk a batch touches whole; ``held slabs`` is
-:class:`truthmap.h5io.ActivationWriter` as it is, holding up to 256 MB of blocks before it
+:class:`truthmap.h5io.ActivationWriter` holding 256 MB of blocks (an extraction job holds at least that) before it
 writes them as slabs. The modes alternate ``--repeats`` times in one process, so the ratios
 compare like with like on a noisy machine.
 On a GPU the extraction job's time was mostly this write (README, Performance).
