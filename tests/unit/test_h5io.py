@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from truthmap.files import InputError
-from truthmap.h5io import CHUNK_ROWS, WRITE_BUFFER_BYTES, ActivationWriter, chunk_rows, dataset_name, read_layer, read_meta
+from truthmap.h5io import (
+    CHUNK_ROWS,
+    WRITE_BUFFER_BYTES,
+    ActivationWriter,
+    chunk_rows,
+    dataset_name,
+    read_layer,
+    read_meta,
+)
 
 TOKENS = ["last_q", "exact_answer_first", "-1"]
 SITE = "mlp_input"

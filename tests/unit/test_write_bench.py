@@ -26,6 +26,7 @@ def test_slabs_and_row_lists_write_the_same_shard(tmp_path):
 
 
 def test_the_bench_prints_both_writers(capsys):
-    assert main(["--examples", "40", "--layers", "2", "--hidden", "8", "--batch-tokens", "600", "--repeats", "1"]) == 0
+    args = ["--examples", "40", "--layers", "2", "--hidden", "8", "--batch-tokens", "600", "--repeats", "1"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert all(f"| {mode} |" in out for mode in ("row lists", "slabs", "held slabs"))
