@@ -98,7 +98,8 @@ class ActivationWriter:
         if len(ids) != n or len(labels) != n or p != len(tokens):
             raise ValueError("ids, labels, positions and tokens disagree in size")
         self.buffer_bytes = buffer_bytes
-        self._pending: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+        self._pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        """Per dataset, the held (sorted rows, float16 block) of each write."""
         self._pending_bytes = 0
         self._filled: dict[str, set[int]] = {}
         """Per dataset, the first rows of the chunks written so far."""
@@ -151,20 +152,19 @@ class ActivationWriter:
                                  "or beyond the float16 range",
                                  hint=f"{leave_out}, or check the model's weights and dtype")
             halves[name] = half
-        self._pending.append((sorted_rows, halves))
-        self._pending_bytes += sum(half.nbytes for half in halves.values())
+        for name, half in halves.items():
+            self._pending.setdefault(name, []).append((sorted_rows, half))
+            self._pending_bytes += half.nbytes
         if self._pending_bytes >= self.buffer_bytes:
             self._flush()
 
     def _flush(self) -> None:
-        """Write the held blocks, dataset by dataset, in row order."""
-        if not self._pending:
-            return
-        rows = np.concatenate([r for r, _ in self._pending])
-        order = np.argsort(rows, kind="stable")
-        for name in self._pending[0][1]:
-            self._write_rows(name, rows[order], np.concatenate([h[name] for _, h in self._pending])[order])
-        self._pending, self._pending_bytes = [], 0
+        """Write the held blocks, dataset by dataset, in row order (a write may fill some datasets only)."""
+        for name, held in self._pending.items():
+            rows = np.concatenate([r for r, _ in held])
+            order = np.argsort(rows, kind="stable")
+            self._write_rows(name, rows[order], np.concatenate([h for _, h in held])[order])
+        self._pending, self._pending_bytes = {}, 0
 
     def _write_rows(self, name: str, rows: np.ndarray, half: np.ndarray) -> None:
         """``half[i]`` at sorted ``rows[i]``, one whole chunk-aligned slab at a time.

@@ -101,6 +101,19 @@ def test_batches_scattered_over_many_chunks_keep_every_earlier_row(tmp_path, buf
         np.testing.assert_array_equal(read_layer(path, SITE, layer), expected)
 
 
+def test_writes_that_each_fill_one_layer_are_all_kept(tmp_path):
+    """A writer may be handed a layer at a time (the bench's synthetic shards): what it holds is
+    kept per dataset."""
+    path = tmp_path / "shard.h5"
+    ids, labels, positions, blocks = make_data(10, 4)
+    with writer(path, ids, labels, positions, (0, 2), 4) as w:
+        for name, block in blocks.items():
+            w.write(np.arange(10)[::-1], {name: block[::-1]})
+    for layer in (0, 2):
+        np.testing.assert_array_equal(read_layer(path, SITE, layer),
+                                      blocks[dataset_name(SITE, layer)].astype(np.float16))
+
+
 def test_sites_of_their_own_widths_and_one_embeddings_row(tmp_path):
     path = tmp_path / "shard.h5"
     widths = {"mlp_down_input": 6, "residual": 4}
