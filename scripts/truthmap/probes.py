@@ -276,24 +276,23 @@ def fit_cells(cells: Sequence[CellData], plans: Sequence[FitPlan], cfg: ProbeSet
               device: str | None = None) -> tuple[list[Fits], list[float], str]:
     """Each cell's fits, the seconds they took (a cell's share of a batch of cells, by its fits)
     and the backend's label (torch's names its device: ``device``, default cuda where present)."""
-    X = [c.X for c in cells]
     if backend == "torch":
         from truthmap.torch_logistic import CellFits, default_device
         from truthmap.torch_logistic import fit_cells as fit_batch
 
         device = device or default_device()
         start = time.perf_counter()
-        fits = fit_batch([CellFits(x, c.y, p.masks, p.bases) for x, c, p in zip(X, cells, plans)], cfg.C,
+        fits = fit_batch([CellFits(c.X, c.y, p.masks, p.bases) for c, p in zip(cells, plans)], cfg.C,
                          cfg.max_iter, device=device) if cells else []
         total, n_fits = time.perf_counter() - start, sum(len(p.masks) for p in plans)
         return fits, [total * len(p.masks) / n_fits for p in plans], f"torch:{device}"
     fits, seconds = [], []
-    for x, cell, plan in zip(X, cells, plans):
+    for cell, plan in zip(cells, plans):
         start = time.perf_counter()
         if backend == "sklearn":
-            fits.append(reference_fits(x, cell.y, plan.masks, cfg.C, cfg.max_iter))
+            fits.append(reference_fits(cell.X, cell.y, plan.masks, cfg.C, cfg.max_iter))
         else:
-            fits.append(fit_many(x, cell.y, plan.masks, cfg.C, cfg.max_iter, bases=plan.bases))
+            fits.append(fit_many(cell.X, cell.y, plan.masks, cfg.C, cfg.max_iter, bases=plan.bases))
         seconds.append(time.perf_counter() - start)
     return fits, seconds, backend
 
