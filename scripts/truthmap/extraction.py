@@ -50,7 +50,7 @@ class LazyExtractor:
         cfg = self.cfg
         sampling = None if seeds is None else Sampling(cfg.temperature, cfg.top_k, seeds)
         self.log.info("extracting %d short answers with %s (%s)", len(pairs), info.name,
-                      "greedy" if seeds is None else "a sampled retry")
+                      "greedy" if seeds is None else "sampled retries")
         with WorkMeter(model, self.work):
             return extract_short_answers(
                 pairs, model, tokenizer, cfg.max_new_tokens, cfg.batch_size, info.has_chat_template,

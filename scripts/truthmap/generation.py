@@ -183,6 +183,7 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
     left-padded behind it, with position ids that skip the padding."""
     device = input_device(model)
     shared = shared_prefix_len(prompts) if share_prefix else 0
+    firsts, expand = distinct_rows([p[shared:] for p in prompts])
     past, held = None, {}
     if shared:
         prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
@@ -191,28 +192,47 @@ def _generate_batch(model, prompts, pad_id, stop_ids, eos, max_new_tokens, pick,
             held = {"shared_prefix": SharedPrefix.from_cache(past)}
             past = None
         else:
-            past.batch_repeat_interleave(len(prompts))
+            past.batch_repeat_interleave(len(firsts))
     with shared_prefix_attention(model) if held else contextlib.nullcontext():
-        return _decode(model, prompts, shared, past, held, pad_id, stop_ids, eos, max_new_tokens, pick, compact)
+        return _decode(model, [prompts[i] for i in firsts], expand, shared, past, held, pad_id, stop_ids, eos,
+                       max_new_tokens, pick, compact)
 
 
-def _decode(model, prompts, shared, past, held, pad_id, stop_ids, eos, max_new_tokens, pick, compact):
+def distinct_rows(prompts: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+    """(the first row of each distinct prompt, each row's place among those firsts)."""
+    place: dict[tuple[int, ...], int] = {}
+    firsts: list[int] = []
+    expand = []
+    for row, prompt in enumerate(prompts):
+        key = tuple(prompt)
+        if key not in place:
+            place[key] = len(firsts)
+            firsts.append(row)
+        expand.append(place[key])
+    return firsts, expand
+
+
+def _decode(model, distinct, expand, shared, past, held, pad_id, stop_ids, eos, max_new_tokens, pick, compact):
     """Decode a batch behind its ``shared`` first tokens: in ``past`` repeated over the rows, or
-    ``held`` once (:mod:`truthmap.prefix_attention`), when ``past`` is None."""
+    ``held`` once (:mod:`truthmap.prefix_attention`), when ``past`` is None.
+
+    The batch's rows are ``distinct[expand[row]]``: a prompt that several rows share (an answer's
+    sampled tries, a question's resampled answers) runs its prompt once, then its cache and
+    next-token logits are copied to each of its rows before their first token is picked."""
     device = input_device(model)
-    rests = [list(p[shared:]) for p in prompts]
+    rests = [list(p[shared:]) for p in distinct]
     width = max(len(r) for r in rests)
-    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    own = torch.zeros((len(prompts), width), dtype=torch.long)
+    input_ids = torch.full((len(distinct), width), pad_id, dtype=torch.long)
+    own = torch.zeros((len(distinct), width), dtype=torch.long)
     for row, rest in enumerate(rests):
         input_ids[row, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
         own[row, width - len(rest) :] = 1
     input_ids, own = input_ids.to(device), own.to(device)
     positions = shared + (own.cumsum(-1) - 1).clamp(min=0)
     cached = 0 if held else shared  # prefix columns in the rows' own cache and mask
-    mask = torch.cat([torch.ones((len(prompts), cached), dtype=torch.long, device=device), own], dim=1)
+    mask = torch.cat([torch.ones((len(distinct), cached), dtype=torch.long, device=device), own], dim=1)
 
-    n = len(prompts)
+    n = len(expand)
     chosen = torch.zeros((n, max_new_tokens), dtype=torch.long)
     logprobs = torch.zeros((n, max_new_tokens), dtype=torch.float32)
     logits_out = torch.zeros((n, max_new_tokens), dtype=torch.float32)
@@ -238,6 +258,10 @@ def _decode(model, prompts, shared, past, held, pad_id, stop_ids, eos, max_new_t
         if held and step == 0:
             check_attended(held["shared_prefix"])
         logits = out.logits[:, -1, :].float()
+        if step == 0 and len(distinct) < n:
+            copies = torch.tensor(expand, dtype=torch.long, device=device)
+            past.batch_select_indices(copies)
+            logits, mask, step_pos = logits[copies], mask[copies], step_pos[copies]
         token = pick(logits, rows)
         logprob = torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
         chosen[rows, step] = token.cpu()

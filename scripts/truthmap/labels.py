@@ -185,25 +185,44 @@ def extract_with_retries(
     tries: int = 1, seed: int = 0,
 ) -> list[AnswerLabel]:
     """Each label with the outcome of its extraction: a greedy try, then up to ``tries - 1`` sampled
-    ones while it fails in a way worth retrying. Every round's prompts go to ``extract`` in one call;
-    a try's seed depends only on ``seed``, the question id and the try (:func:`try_seed`)."""
+    ones while it fails in a way worth retrying.
+
+    The greedy tries go to ``extract`` in one call, then every sampled try of the answers whose
+    greedy try failed in one more, an answer's tries side by side (the extractor runs their shared
+    prompt once). A try's seed depends only on ``seed``, the question id and the try
+    (:func:`try_seed`), and the tries are read in order up to the first that needs no other, so an
+    answer gets what trying one at a time gives it."""
     out = list(labels)
-    todo = list(range(len(items)))
-    for attempt in range(tries):
-        if not todo:
-            break
-        seeds = None if attempt == 0 else [try_seed(seed, items[i].id, attempt) for i in todo]
-        replies = extract([(items[i].question, items[i].text) for i in todo], seeds)
-        for i, (reply, cut) in zip(todo, replies, strict=True):
-            if reply is None:
-                done = replace(labels[i], reason=f"extraction prompt does not fit the extractor's context ({cut})")
-            else:
-                done = apply_extraction(labels[i], items[i].text, reply, max_words)
-            failures = out[i].extraction_failures + ([done.reason] if done.reason else [])
-            out[i] = replace(done, extractor_prompt_cut=cut, extraction_tries=attempt + 1,
-                             extraction_failures=failures)
-        todo = [i for i in todo if retried(out[i])]
+    if not items:
+        return out
+    replies = extract([(it.question, it.text) for it in items], None)
+    for i, reply in enumerate(replies):
+        out[i] = tried(labels[i], out[i], items[i], reply, max_words, 1)
+    todo = [i for i in range(len(items)) if retried(out[i])]
+    later = range(1, tries)
+    if not todo or not later:
+        return out
+    replies = extract([(items[i].question, items[i].text) for i in todo for _ in later],
+                      [try_seed(seed, items[i].id, attempt) for i in todo for attempt in later])
+    for k, i in enumerate(todo):
+        for j, attempt in enumerate(later):
+            out[i] = tried(labels[i], out[i], items[i], replies[k * len(later) + j], max_words, attempt + 1)
+            if not retried(out[i]):
+                break
     return out
+
+
+def tried(label: AnswerLabel, before: AnswerLabel, item: Item, reply: tuple[str | None, str],
+          max_words: int | None, tries: int) -> AnswerLabel:
+    """``label`` after its ``tries``-th extraction try gave ``reply`` (the reply, what its prompt
+    lost), its earlier failures kept from ``before``."""
+    text, cut = reply
+    if text is None:
+        done = replace(label, reason=f"extraction prompt does not fit the extractor's context ({cut})")
+    else:
+        done = apply_extraction(label, item.text, text, max_words)
+    failures = before.extraction_failures + ([done.reason] if done.reason else [])
+    return replace(done, extractor_prompt_cut=cut, extraction_tries=tries, extraction_failures=failures)
 
 
 def label_shard(

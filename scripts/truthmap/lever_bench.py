@@ -10,6 +10,8 @@ row says what the lever changes in the outputs:
 - decoding: a stopped sequence leaves its batch (vs staying until all stopped);
 - exact-answer extraction: the few-shot prefix's KV cache held once for a batch (vs repeated
   over its rows), in the dtype ``auto`` picks;
+- exact-answer extraction: an answer's four sampled retries side by side in one call, their
+  prompt run once (vs a round of calls per try, each prompt run again);
 - P(True): the two option orders share their stem's KV cache (vs two whole prompts);
 - bfloat16 vs float32 for generation, extraction and P(True) (auto picks bfloat16
   on a CPU with AVX-512 BF16 or AMX), and a bfloat16 model's LM head in bfloat16 vs
@@ -83,7 +85,7 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
 
     from truthmap.activations import extract_to_h5
     from truthmap.bench import DEFAULT_TOKENS, answer_prompts, bench_questions, extraction_workload
-    from truthmap.generation import answer_stops, generate_batched
+    from truthmap.generation import Sampling, answer_stops, generate_batched
     from truthmap.models import ModelInfo, dtype_name, load_model, load_tokenizer, pick_device, pick_dtype
     from truthmap.ptrue import p_true_log_odds
 
@@ -120,6 +122,23 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
                                         stop_ids=newline_ids(tokenizer) - extractor_eos, eos=extractor_eos,
                                         max_new_tokens=16, batch_size=32, prefix_once=prefix_once)
 
+    tries = 4  # the default's sampled tries after the greedy one
+
+    def retries(at_once: bool) -> Callable[[], list]:
+        """Every prompt's sampled tries: a round per try, or all side by side in one call, each
+        prompt run once for its tries (each try seeded alike either way)."""
+        seeds = [[1000 * i + t for t in range(tries)] for i in range(len(extraction_prompts))]
+
+        def run(prompts: list, plan: list) -> list:
+            return generate_batched(models[auto], prompts, pad_id=pad, stop_ids=newline_ids(tokenizer) - extractor_eos,
+                                    eos=extractor_eos, max_new_tokens=16, batch_size=64,
+                                    sampling=Sampling(1.0, 50, plan))
+
+        if at_once:
+            return lambda: run([p for p in extraction_prompts for _ in range(tries)], [s for row in seeds for s in row])
+        return lambda: [g for rnd in zip(*(run(extraction_prompts, [row[t] for row in seeds]) for t in range(tries)))
+                        for g in rnd]
+
     reference = p_true("float32")()
     work = extraction_workload(tokenizer, n, info.has_chat_template)
     scratch.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +154,8 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
          decode("float32"), same_answers),
         (f"extraction: few-shot prefix held once ({auto})", "repeated", "held once", extract_answers(False),
          extract_answers(True), same_answers),
+        (f"extraction: {tries} sampled tries at once ({auto})", "a round each", "at once", retries(False),
+         retries(True), same_answers),
         ("P(True): orders share their stem", "2 prompts", "shared stem", p_true("float32", False), p_true("float32"),
          log_odds_gap),
         ("generation dtype", "float32", "bfloat16", decode("float32"), decode("bfloat16"), same_answers),

@@ -105,13 +105,15 @@ def test_lever_bench_times_both_sides_of_every_lever_on_the_same_outputs(tiny_mo
 
     lines: list[str] = []
     levers = measure(str(tiny_model_dir), 4, 1, 2, lines.append, scratch=tmp_path / "levers.h5")
-    assert len(lines) == len(levers) == 8
+    assert len(lines) == len(levers) == 9
     assert all(x.a_s > 0 and x.b_s > 0 and x.speedup == x.a_s / x.b_s for x in levers)
     by_name = {x.name: x for x in levers}
     # the two levers that must not change outputs do not
     assert by_name["decoding: stopped rows leave the batch"].agreement == "4 of 4 answers identical"
     gap = re.match(r"log-odds max \|diff\| (\S+),", by_name["P(True): orders share their stem"].agreement)
     assert gap and float(gap.group(1)) < 1e-4
+    (tries,) = [x for x in levers if x.name.startswith("extraction: 4 sampled tries at once")]
+    assert tries.agreement.endswith("of 16 answers identical")  # the 4 prompts' 4 tries each, both ways
     assert not (tmp_path / "levers.h5").exists()
 
 

@@ -10,6 +10,7 @@ from truthmap.generation import (
     Sampling,
     answer_questions,
     branch_logits,
+    distinct_rows,
     eos_ids,
     generate_batched,
     length_batches,
@@ -240,6 +241,31 @@ def test_sampling_is_seeded_per_prompt_whatever_the_batches(tiny_model):
     assert _sampled(model, tok, prompts, [s + 1 for s in seeds], batch_size=4) != together
     with pytest.raises(ValueError, match="3 seeds for 4 prompts"):
         _sampled(model, tok, prompts, seeds[:3], batch_size=4)
+
+
+def test_distinct_rows():
+    assert distinct_rows([[1, 2], [3], [1, 2], [3], [4]]) == ([0, 1, 4], [0, 1, 0, 1, 2])
+    assert distinct_rows([[5]]) == ([0], [0])
+
+
+def test_rows_that_share_a_prompt_run_it_once_and_sample_as_alone(tiny_model):
+    """An answer's sampled tries (a question's resampled answers) are rows with one prompt: its
+    forward runs once for them, and each row samples what it samples alone."""
+    model, tok = tiny_model
+    prompts = _ids(tok, PROMPTS[:2])
+    rows = [prompts[0]] * 3 + [prompts[1]] * 2
+    seeds = [11, 12, 13, 21, 22]
+    fed = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: fed.append(kwargs["input_ids"].shape),
+                                           with_kwargs=True)
+    try:
+        together = _sampled(model, tok, rows, seeds, batch_size=5)
+    finally:
+        hook.remove()
+    assert fed[0][0] == 2 and fed[1][0] == 5  # the two prompts, then the five rows' first tokens
+    assert len(set(map(tuple, together[:3]))) > 1  # the copies drew different tokens
+    alone = [_sampled(model, tok, [row], [seed], batch_size=1)[0] for row, seed in zip(rows, seeds)]
+    assert together == alone
 
 
 def test_sampled_extraction_keeps_each_pairs_seed_when_a_prompt_is_skipped(tiny_model):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from truthmap.labels import Item, apply_extraction, label_by_alias, label_by_choice, label_shard, try_seed
+from dataclasses import replace
+
+import pytest
+
+from truthmap.labels import (
+    Item, apply_extraction, label_by_alias, label_by_choice, label_shard, retried, try_seed,
+)
 from truthmap.prompts import (
     EXTRACTION_SHOTS,
     NO_ANSWER,
@@ -216,10 +222,39 @@ def test_only_failed_tries_that_may_succeed_are_retried():
     first, *retries = calls
     assert first == (["Capital of Mali?", "Capital of Chad?", "Capital of Peru?", "Capital of Fiji?",
                       "Capital of Oman?", "Capital of Laos?"], None)
-    retried = {q for questions, seeds in retries for q in questions}
-    assert retried <= {"Capital of Peru?", "Capital of Oman?", "Capital of Laos?"}  # not in text, too long, empty
-    assert "Capital of Peru?" in retried and len(retries) == 4  # Peru never succeeds: retried to the last try
-    assert all(seeds is not None and len(seeds) == len(questions) for questions, seeds in retries)
+    assert len(retries) == 1  # every sampled try in one call, an answer's four side by side
+    questions, seeds = retries[0]
+    assert questions == ["Capital of Peru?"] * 4 + ["Capital of Oman?"] * 4 + ["Capital of Laos?"] * 4  # not in
+    # the text, too long, empty
+    assert seeds == [try_seed(0, item, attempt) for item in ("never", "long", "empty") for attempt in range(1, 5)]
+
+
+def one_try_at_a_time(items, extract, max_words, tries, seed=0):
+    """The reference: a round per try, each sending only the answers still worth another try."""
+    out = {}
+    for it in items:
+        label = label_by_alias(it.id, it.text, it.aliases)
+        if label.correct or not it.text.strip():
+            continue
+        failures = []
+        for attempt in range(tries):
+            seeds = None if attempt == 0 else [try_seed(seed, it.id, attempt)]
+            reply, cut = extract([(it.question, it.text)], seeds)[0]
+            done = apply_extraction(label, it.text, reply, max_words)
+            failures = failures + ([done.reason] if done.reason else [])
+            out[it.id] = replace(done, extractor_prompt_cut=cut, extraction_tries=attempt + 1,
+                                 extraction_failures=failures)
+            if not retried(out[it.id]):
+                break
+    return out
+
+
+@pytest.mark.parametrize("tries", [1, 2, 5])
+@pytest.mark.parametrize("seed", [0, 3, 11])
+def test_all_sampled_tries_at_once_label_as_one_try_at_a_time(tries, seed):
+    got = {x.id: x for x in label_shard(RETRY_ITEMS, scripted_extractor(), max_words=8, tries=tries, seed=seed)}
+    want = one_try_at_a_time(RETRY_ITEMS, scripted_extractor(), 8, tries, seed)
+    assert {k: got[k] for k in want} == want
 
 
 def test_tries_and_failures_are_recorded():
