@@ -16,6 +16,7 @@ rule extract_activations:
         activations=SETTINGS.activations.pick("sites", "embeddings", "batch_tokens", "share_prefix"),
         dtype=get_dtype,
         device_map=get_device_map,
+    threads: get_model_threads
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

@@ -14,6 +14,7 @@ rule score_p_true:
         split=SETTINGS.split.pick("seed"),
         dtype=get_dtype,
         device_map=get_device_map,
+    threads: get_model_threads
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

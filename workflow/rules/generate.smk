@@ -12,6 +12,7 @@ rule generate_answers:
         generation=get_generation,
         dtype=get_dtype,
         device_map=get_device_map,
+    threads: get_model_threads
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

@@ -15,6 +15,7 @@ rule label_answers:
         ),
         dtype=get_extractor_dtype,
         device_map=get_extractor_device_map,
+    threads: get_model_threads
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_shard_runtime,

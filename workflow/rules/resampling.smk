@@ -15,6 +15,7 @@ rule resample_answers:
         resampling=SETTINGS.resampling.pick("n", "temperature", "top_p", "top_k", "seed"),
         dtype=get_dtype,
         device_map=get_device_map,
+    threads: get_model_threads
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_resample_runtime,
@@ -43,6 +44,7 @@ rule label_samples:
         ),
         dtype=get_extractor_dtype,
         device_map=get_extractor_device_map,
+    threads: get_model_threads
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_resample_runtime,
@@ -123,6 +125,7 @@ rule extract_candidates:
         dtype=get_dtype,
         device_map=get_device_map,
         batch_tokens=SETTINGS.activations.batch_tokens,
+    threads: get_model_threads
     resources:
         mem_mb=get_model_mem_mb,
         runtime=get_resample_runtime,
