@@ -24,15 +24,19 @@ slurm-up:
 slurm-down:
 	tests/slurm/stop-cluster.sh
 
+# The test files spread over one worker per core (a file's tests stay together, so each
+# module's fixture runs once); PYTEST_ARGS= runs them in this process, one at a time.
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The library's tests alone (no Snakemake run), then the workflow's.
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/unit
 
 workflow: $(STAMP)
-	$(BIN)/python -m pytest tests/workflow
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/workflow
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
