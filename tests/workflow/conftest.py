@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from fixture_data import TEST_CONFIG
-from helpers import snakemake_command
+from helpers import CLUSTER_LEFT_RUNNING, REPO, snakemake_command
 
 TIMEOUT = 1800  # seconds for every stage, resampling included
 EXIT_CODE = "snakemake.exit"  # written in the run's folder when Snakemake has ended
@@ -99,10 +99,16 @@ def pytest_configure_node(node):
 
 
 def pytest_sessionfinish(session):
-    """A session that ends before its run does (interrupted, or its tests failed early) stops it."""
+    """A session that ends before its run does (interrupted, or its tests failed early) stops it;
+    the xdist controller stops the SLURM test's cluster, which its worker left running."""
     run = session.config.stash.get(RUN, None)
     if run is not None:
         run.stop()
+    if not hasattr(session.config, "workerinput"):
+        marker = session.config._tmp_path_factory.getbasetemp() / CLUSTER_LEFT_RUNNING
+        if marker.is_file():
+            subprocess.run([str(REPO / "tests" / "slurm" / "stop-cluster.sh")], capture_output=True, timeout=120)
+            marker.unlink()
 
 
 @pytest.fixture(scope="session")
