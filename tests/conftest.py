@@ -21,6 +21,13 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+# The shared workflow run's hooks (tests/shared_run.py): here, because the xdist controller
+# loads this conftest and none under tests/workflow/.
+from shared_run import (  # noqa: E402, F401
+    pytest_collection_finish, pytest_configure_node, pytest_sessionfinish, pytest_xdist_node_collection_finished,
+)
+
+
 def pytest_collection_modifyitems(items):
     """Tests under tests/workflow/ run Snakemake: marked ``workflow`` (``make unit`` skips them)."""
     workflow = Path(__file__).parent / "workflow"
