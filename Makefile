@@ -24,9 +24,10 @@ slurm-up:
 slurm-down:
 	tests/slurm/stop-cluster.sh
 
-# The test files spread over one worker per core (a file's tests stay together, so each
-# module's fixture runs once); PYTEST_ARGS= runs them in this process, one at a time.
-PYTEST_ARGS ?= -n auto --dist loadfile
+# The test files spread over one worker per core and one more, which runs while the others
+# wait on Snakemake, apt or SLURM (a file's tests stay together, so each module's fixture
+# runs once); PYTEST_ARGS= runs them in this process, one at a time.
+PYTEST_ARGS ?= -n $(shell echo $$(( $$(nproc) + 1 ))) --dist loadfile
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
