@@ -1,6 +1,6 @@
 """Each speed lever of the model stages, measured A/B in one process on the same questions.
 
-    PYTHONPATH=scripts .venv/bin/python -m truthmap.lever_bench [--questions 96] [--repeats 3]
+    PYTHONPATH=scripts .venv/bin/python -m truthmap.lever_bench [--questions 96] [--repeats 3] [--only TEXT]
 
 A lever is kept in the pipeline only if it pays, and these machines are noisy, so
 both sides of a lever run here, alternately, on the same inputs and the same
@@ -78,9 +78,9 @@ def log_odds_gap(a: dict, b: dict) -> str:
 
 
 def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[[str], None],
-            scratch: Path = Path("results/bench/levers.h5")) -> list[Lever]:
+            scratch: Path = Path("results/bench/levers.h5"), only: str = "") -> list[Lever]:
     """Every lever on ``n`` built-in questions of the prepared model at ``model_dir`` (extraction
-    writes to ``scratch``, removed after)."""
+    writes to ``scratch``, removed after); with ``only``, the levers whose name holds it."""
     import torch
 
     from truthmap.activations import extract_to_h5
@@ -168,7 +168,7 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
          decode(auto, batch=2 * gen_batch), same_answers),
     ]
     levers = []
-    for name, a_name, b_name, a, b, agree in plan:
+    for name, a_name, b_name, a, b, agree in [step for step in plan if only in step[0]]:
         a_s, b_s, a_out, b_out = alternate(a, b, repeats)
         lever = Lever(name, a_name, b_name, a_s, b_s, agree(a_out, b_out))
         say(format_row(lever))
@@ -197,11 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gen-batch", type=int, default=32)
     parser.add_argument("--out", default="results/bench/levers.json")
+    parser.add_argument("--only", default="", help="the levers whose name holds this text, e.g. 'tries'")
     opts = parser.parse_args(argv)
     model_dir = str(opts.model_dir or _default_model_dir())
     print(f"{opts.questions} questions, median of {opts.repeats}, {torch.get_num_threads()} threads, {model_dir}")
     print(header(), flush=True)
-    levers = measure(model_dir, opts.questions, opts.repeats, opts.gen_batch, lambda line: print(line, flush=True))
+    levers = measure(model_dir, opts.questions, opts.repeats, opts.gen_batch, lambda line: print(line, flush=True),
+                     only=opts.only)
     Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
     Path(opts.out).write_text(json.dumps([{**asdict(x), "speedup": x.speedup} for x in levers], indent=2) + "\n")
     return 0

@@ -115,6 +115,8 @@ def test_lever_bench_times_both_sides_of_every_lever_on_the_same_outputs(tiny_mo
     (tries,) = [x for x in levers if x.name.startswith("extraction: 4 sampled tries at once")]
     assert tries.agreement.endswith("of 16 answers identical")  # the 4 prompts' 4 tries each, both ways
     assert not (tmp_path / "levers.h5").exists()
+    only = measure(str(tiny_model_dir), 4, 1, 2, lines.append, scratch=tmp_path / "levers.h5", only="sampled tries")
+    assert [x.name for x in only] == [tries.name]
 
 
 def test_probe_bench_times_both_solvers_on_every_cell_of_a_layer(tmp_path, capsys):
