@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from fixture_data import TEST_CONFIG
 
-from workflow.helpers import CLUSTER_LEFT_RUNNING, REPO, snakemake_command
+from workflow.helpers import CLUSTER_LEFT_RUNNING, STOP_CLUSTER, snakemake_command
 
 TIMEOUT = 1800  # seconds for every stage, resampling included
 EXIT_CODE = "snakemake.exit"  # written in the run's folder when Snakemake has ended
@@ -108,7 +108,5 @@ def pytest_sessionfinish(session):
     if not hasattr(session.config, "workerinput"):
         marker = session.config._tmp_path_factory.getbasetemp() / CLUSTER_LEFT_RUNNING
         if marker.is_file():
-            subprocess.run([str(REPO / "tests" / "slurm" / "stop-cluster.sh")], capture_output=True, timeout=120)
+            subprocess.run([str(STOP_CLUSTER)], capture_output=True, timeout=120)
             marker.unlink()
-
-

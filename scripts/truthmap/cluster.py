@@ -51,3 +51,12 @@ def probe_job_gpus(backend: str) -> int:
     """GPUs a probe job (``train_probes``) asks for: one with ``probe.backend: torch``, else none
     (``auto`` picks torch only where a GPU is present, and a job cannot ask for one it may not use)."""
     return 1 if backend == "torch" else 0
+
+
+def model_job_threads(cores: int | None) -> int:
+    """Threads of a model job: 2, or 1 where Snakemake has fewer than 4 ``cores``, so that two
+    shards' jobs run side by side there (the decoding loop's Python and a job's start-up use one
+    core: on 2 cores, two 1-thread generation jobs did 1.35x the work of one 2-thread job; on a
+    16-core GPU machine 1-thread jobs made the default run slower, 2:47 against 2:07). None (a
+    dry run or lint: no cores given) gives 2."""
+    return 1 if cores is not None and cores < 4 else 2

@@ -197,7 +197,7 @@ def extract_with_retries(
         return out
     replies = extract([(it.question, it.text) for it in items], None)
     for i, reply in enumerate(replies):
-        out[i] = tried(labels[i], out[i], items[i], reply, max_words, 1)
+        out[i] = tried(labels[i], [], items[i], reply, max_words, 1)
     todo = [i for i in range(len(items)) if retried(out[i])]
     later = range(1, tries)
     if not todo or not later:
@@ -205,23 +205,24 @@ def extract_with_retries(
     replies = extract([(items[i].question, items[i].text) for i in todo for _ in later],
                       [try_seed(seed, items[i].id, attempt) for i in todo for attempt in later])
     for k, i in enumerate(todo):
-        for j, attempt in enumerate(later):
-            out[i] = tried(labels[i], out[i], items[i], replies[k * len(later) + j], max_words, attempt + 1)
+        own = replies[k * len(later) : (k + 1) * len(later)]
+        for attempt, reply in zip(later, own, strict=True):
+            out[i] = tried(labels[i], out[i].extraction_failures, items[i], reply, max_words, attempt + 1)
             if not retried(out[i]):
                 break
     return out
 
 
-def tried(label: AnswerLabel, before: AnswerLabel, item: Item, reply: tuple[str | None, str],
+def tried(label: AnswerLabel, failed: list[str], item: Item, reply: tuple[str | None, str],
           max_words: int | None, tries: int) -> AnswerLabel:
     """``label`` after its ``tries``-th extraction try gave ``reply`` (the reply, what its prompt
-    lost), its earlier failures kept from ``before``."""
+    lost), behind the reasons its earlier tries ``failed``."""
     text, cut = reply
     if text is None:
         done = replace(label, reason=f"extraction prompt does not fit the extractor's context ({cut})")
     else:
         done = apply_extraction(label, item.text, text, max_words)
-    failures = before.extraction_failures + ([done.reason] if done.reason else [])
+    failures = failed + ([done.reason] if done.reason else [])
     return replace(done, extractor_prompt_cut=cut, extraction_tries=tries, extraction_failures=failures)
 
 

@@ -116,11 +116,12 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
 
     extraction_prompts = [extraction_prompt_ids(tokenizer, q, a, style, None).ids for q, a in items]
     extractor_eos = eos_ids(models[auto], tokenizer)
+    extractor = {"pad_id": pad, "stop_ids": newline_ids(tokenizer) - extractor_eos, "eos": extractor_eos,
+                 "max_new_tokens": 16}  # as extract_short_answers decodes
 
     def extract_answers(prefix_once: bool) -> Callable[[], list]:
-        return lambda: generate_batched(models[auto], extraction_prompts, pad_id=pad,
-                                        stop_ids=newline_ids(tokenizer) - extractor_eos, eos=extractor_eos,
-                                        max_new_tokens=16, batch_size=32, prefix_once=prefix_once)
+        return lambda: generate_batched(models[auto], extraction_prompts, batch_size=32, prefix_once=prefix_once,
+                                        **extractor)
 
     tries = 4  # the default's sampled tries after the greedy one
 
@@ -130,9 +131,7 @@ def measure(model_dir: str, n: int, repeats: int, gen_batch: int, say: Callable[
         seeds = [[1000 * i + t for t in range(tries)] for i in range(len(extraction_prompts))]
 
         def run(prompts: list, plan: list) -> list:
-            return generate_batched(models[auto], prompts, pad_id=pad, stop_ids=newline_ids(tokenizer) - extractor_eos,
-                                    eos=extractor_eos, max_new_tokens=16, batch_size=64,
-                                    sampling=Sampling(1.0, 50, plan))
+            return generate_batched(models[auto], prompts, batch_size=64, sampling=Sampling(1.0, 50, plan), **extractor)
 
         if at_once:
             return lambda: run([p for p in extraction_prompts for _ in range(tries)], [s for row in seeds for s in row])

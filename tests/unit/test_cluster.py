@@ -8,7 +8,9 @@ from types import SimpleNamespace
 import yaml
 from snakemake.resources import GroupResources, Resources
 
-from truthmap.cluster import count_lines, model_job_mem_mb, probe_job_gpus, shard_job_minutes, weights_bytes
+from truthmap.cluster import (
+    count_lines, model_job_mem_mb, model_job_threads, probe_job_gpus, shard_job_minutes, weights_bytes,
+)
 
 
 def test_weights_bytes_counts_weight_files_only(tmp_path):
@@ -53,3 +55,8 @@ def test_the_slurm_probe_group_asks_for_one_gpu_with_torch_and_none_without():
                 for _ in range(31)]
         group = GroupResources.basic_layered([jobs], pool, run_local=False, additive_resources=["runtime"])
         assert {k: group[k] for k in expected} == expected
+
+
+def test_model_jobs_take_one_thread_below_four_cores():
+    assert [model_job_threads(c) for c in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 2]
+    assert model_job_threads(None) == 2  # a dry run or lint

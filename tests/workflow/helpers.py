@@ -10,8 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 #: The marker an xdist worker's SLURM test leaves in the session's base folder when it left its
-#: cluster running for the controller to stop at the session's end.
+#: cluster running for the controller to stop (``STOP_CLUSTER``) at the session's end.
 CLUSTER_LEFT_RUNNING = "slurm-cluster-left-running"
+STOP_CLUSTER = REPO / "tests" / "slurm" / "stop-cluster.sh"
 
 
 def copy_code(to: Path) -> Path:

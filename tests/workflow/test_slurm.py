@@ -24,12 +24,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import CLUSTER_LEFT_RUNNING, REPO, planned_jobs, snakemake, snakemake_command
+from helpers import CLUSTER_LEFT_RUNNING, REPO, STOP_CLUSTER, planned_jobs, snakemake, snakemake_command
 
 pytestmark = pytest.mark.slurm
 
 START = REPO / "tests" / "slurm" / "start-cluster.sh"
-STOP = REPO / "tests" / "slurm" / "stop-cluster.sh"  # also run by conftest.py's pytest_sessionfinish
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 RESULTS = Path("results") / "SmolLM2-135M-Instruct" / "builtin"
 KILLED_RULE = "extract_activations"
@@ -64,7 +63,7 @@ def cluster(tmp_path_factory):
         # for the answer: the xdist controller stops the cluster when the session ends.
         (tmp_path_factory.getbasetemp().parent / CLUSTER_LEFT_RUNNING).touch()
     else:
-        subprocess.run([str(STOP)], capture_output=True, text=True, timeout=120)
+        subprocess.run([str(STOP_CLUSTER)], capture_output=True, text=True, timeout=120)
 
 
 def running_job(rule: str) -> str | None:

@@ -8,7 +8,9 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-from truthmap.cluster import count_lines, model_job_mem_mb, probe_job_gpus, shard_job_minutes, weights_bytes  # noqa: E402
+from truthmap.cluster import (  # noqa: E402
+    count_lines, model_job_mem_mb, model_job_threads, probe_job_gpus, shard_job_minutes, weights_bytes,
+)
 from truthmap.datasets import check_source as check_dataset_source  # noqa: E402
 from truthmap.files import InputError  # noqa: E402
 from truthmap.load_options import parse_options  # noqa: E402
@@ -70,15 +72,12 @@ def explorer_page_digest():
 
 
 def get_model_threads(wildcards):
-    """A model job's threads: 2, or 1 where Snakemake has fewer than 4 cores, so that two shards'
-    jobs run side by side there (the decoding loop's Python and a job's start-up use one core: on
-    2 cores, two 1-thread generation jobs did 1.35x the work of one 2-thread job; on a 16-core GPU
-    machine 1-thread jobs were slower, 2:47 against 2:07 for the default run)."""
+    """A model job's threads, from the cores Snakemake was given (none in a dry run or lint)."""
     try:
         cores = workflow.cores
-    except WorkflowError:  # a dry run or lint: no cores given
-        return 2
-    return 1 if cores < 4 else 2
+    except WorkflowError:
+        cores = None
+    return model_job_threads(cores)
 
 
 def get_model_mem_mb(wildcards, input, attempt):
