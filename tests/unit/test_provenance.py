@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from codeedits import reworded
-from truthmap.provenance import asset_digest, code_fingerprint, import_bindings, script_reach
+from truthmap import provenance
+from truthmap.provenance import asset_digest, cached_code_fingerprint, code_fingerprint, import_bindings, script_reach
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -177,3 +178,52 @@ def test_asset_digest_follows_bytes_and_names_not_file_times(tmp_path):
     assert asset_digest(tmp_path) != changed
     (tmp_path / "extra.html").rename(tmp_path / "other.html")
     assert asset_digest(tmp_path) not in (first, changed)
+
+
+def test_a_cached_fingerprint_is_the_computed_one_and_is_computed_once(library, monkeypatch):
+    first = cached_code_fingerprint(library)
+    assert first == code_fingerprint(library)
+    assert (library.parent / provenance.CACHE).is_file()
+    monkeypatch.setattr(provenance, "code_fingerprint", lambda *a, **k: pytest.fail("computed again"))
+    assert cached_code_fingerprint(library) == first
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("a.py", "return g() + c.h()", "return g() - c.h()"),  # code the script reaches
+        ("d.py", "return 4", "return 40"),  # code it does not: the key changes, the fingerprint not
+        ("b.py", "LIMIT = 3\n", "LIMIT = 3  # a comment\n"),
+    ],
+)
+def test_any_edit_of_the_package_recomputes_the_cached_fingerprint(library, module, old, new):
+    cached_code_fingerprint(library)
+    calls = []
+    real = provenance.code_fingerprint
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    edit(library, module, old, new)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(provenance, "code_fingerprint", counted)
+        assert cached_code_fingerprint(library) == code_fingerprint(library)
+    assert len(calls) == 1
+
+
+def test_an_edit_of_the_script_recomputes_the_cached_fingerprint(library):
+    before = cached_code_fingerprint(library)
+    library.write_text("from truthmap.a import f\nf()\nf()\n")
+    assert cached_code_fingerprint(library) == code_fingerprint(library) != before
+
+
+def test_a_corrupt_or_unwritable_cache_is_only_slower(library):
+    cache = library.parent / provenance.CACHE
+    cache.parent.mkdir()
+    cache.write_text("{not json")
+    assert cached_code_fingerprint(library) == code_fingerprint(library)
+    cache.unlink()
+    cache.mkdir()  # unreadable and unwritable as a file, even for root
+    assert cached_code_fingerprint(library) == code_fingerprint(library)
+    assert list(cache.parent.iterdir()) == [cache]  # no temporary file left behind

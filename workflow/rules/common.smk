@@ -17,7 +17,7 @@ from truthmap.load_options import parse_options  # noqa: E402
 from truthmap.logs import input_error_lines  # noqa: E402
 from truthmap.models import ModelInfo  # noqa: E402
 from truthmap.models import check_source as check_model_source  # noqa: E402
-from truthmap.provenance import asset_digest, code_fingerprint  # noqa: E402
+from truthmap.provenance import asset_digest, cached_code_fingerprint  # noqa: E402
 from truthmap.schema import check_config  # noqa: E402
 from truthmap.settings import RunSettings, resolve_layers  # noqa: E402
 
@@ -62,7 +62,7 @@ def library_code(script):
     the script's modification time: a change to code a rule runs reruns it, and a
     docstring, a comment or a touched file reruns nothing.
     """
-    return code_fingerprint(Path(workflow.basedir) / "scripts" / script)
+    return cached_code_fingerprint(Path(workflow.basedir) / "scripts" / script)
 
 
 def explorer_page_digest():
