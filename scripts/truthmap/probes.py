@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from truthmap.files import InputError
 from truthmap.logistic import Fits, fit_many, sigmoid
 from truthmap.settings import EMBEDDINGS_LAYER, ProbeSettings, SplitSettings
+from truthmap.splits import stratified_folds, held_out_rows
 from truthmap.stats import bootstrap_auc, roc_auc
 
 STALE_SHARD = "the shard was not made from this run's labels: delete it and the next run extracts it again"
@@ -47,11 +47,7 @@ def make_split(ids: list[str], labels: np.ndarray, test_fraction: float, seed: i
     stratify = bool(counts.min() >= 2 and 2 <= n_test <= len(y) - 2)
     is_test = np.zeros(len(y), dtype=bool)
     if len(y) >= 2 and 1 <= n_test < len(y):
-        _, test_idx = train_test_split(
-            np.arange(len(y)), test_size=test_fraction, random_state=seed,
-            stratify=y if stratify else None,
-        )
-        is_test[test_idx] = True
+        is_test[held_out_rows(y if stratify else None, len(y), test_fraction, seed)] = True
     return Split(ids=ids_sorted, labels=y, is_test=is_test, stratified=stratify)
 
 
@@ -143,8 +139,7 @@ def cv_folds(y: np.ndarray, cfg: ProbeSettings) -> list[tuple[np.ndarray, np.nda
     folds = min(cfg.cv_folds, int(np.bincount(y, minlength=2).min()))
     if folds < 2:
         return []
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
-    return list(splitter.split(np.zeros((len(y), 1)), y))
+    return stratified_folds(y, folds, cfg.seed)
 
 
 @dataclass(frozen=True)
