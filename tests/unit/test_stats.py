@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from truthmap.stats import bootstrap_auc, rankdata, roc_auc
+from truthmap.stats import bootstrap_auc, rankdata, resampled_aucs, roc_auc, stratified_resamples
 
 
 def pairwise_auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -53,6 +53,31 @@ def test_roc_auc_extremes():
 @pytest.mark.parametrize("y", [np.zeros(5, int), np.ones(5, int), np.array([], int)])
 def test_roc_auc_single_class_is_nan(y):
     assert math.isnan(roc_auc(y, np.arange(len(y), dtype=float)))
+
+
+# --------------------------------------------------------------------------- resampled_aucs
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("chunk", [1, 7, 256])
+def test_resampled_aucs_are_the_pairwise_count_and_the_rank_sum_bit_for_bit(seed, chunk):
+    rng = np.random.default_rng(seed)
+    n = 40 + 30 * seed
+    y = rng.random(n) < 0.3 + 0.08 * seed
+    y[:2] = [True, False]
+    scores = rng.normal(size=n) if seed % 2 else rng.integers(0, 5, size=n).astype(float)  # ties
+    pos, neg = stratified_resamples(y, 50, seed)
+    got = resampled_aucs(scores, (pos, neg), chunk=chunk)
+    np.testing.assert_allclose(got, pairwise_auc(scores[pos], scores[neg]), rtol=0, atol=1e-12)
+    n_pos, n_neg = pos.shape[1], neg.shape[1]
+    ranks = rankdata(np.concatenate([scores[pos], scores[neg]], axis=1), axis=1)
+    np.testing.assert_array_equal(got, (ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def test_resampled_aucs_of_rows_that_leave_some_rows_out():
+    scores = np.array([5.0, 1.0, 3.0, 3.0, 9.0, 0.0])  # rows 4 and 5 are never drawn
+    pos, neg = np.array([[0, 2], [2, 2]]), np.array([[1, 3], [3, 3]])
+    assert resampled_aucs(scores, (pos, neg)).tolist() == [(2 + 1.5) / 4, 0.5]
 
 
 # --------------------------------------------------------------------------- bootstrap_auc
