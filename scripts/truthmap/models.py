@@ -492,11 +492,13 @@ def head_to_float32(model) -> None:
     head = model.get_output_embeddings()
     if head is None or head.weight.dtype == torch.float32 or head.weight.device.type == "meta":
         return  # float32 already, or offloaded (its weights load for each call: left as they are)
-    fp32 = torch.nn.Linear(head.in_features, head.out_features, bias=head.bias is not None,
-                           device=head.weight.device, dtype=torch.float32)
-    fp32.weight = torch.nn.Parameter(head.weight.detach().float().clone(), requires_grad=False)
+    # Built on the meta device, then given the weights: no random initialisation of a
+    # vocabulary-sized matrix (0.3 s for SmolLM2, 1.3 s for Gemma 3), and ``float()`` of a
+    # 16-bit tensor is already a copy of its own.
+    fp32 = torch.nn.Linear(head.in_features, head.out_features, bias=head.bias is not None, device="meta")
+    fp32.weight = torch.nn.Parameter(head.weight.detach().float(), requires_grad=False)
     if head.bias is not None:
-        fp32.bias = torch.nn.Parameter(head.bias.detach().float().clone(), requires_grad=False)
+        fp32.bias = torch.nn.Parameter(head.bias.detach().float(), requires_grad=False)
     fp32.register_forward_pre_hook(_inputs_to_float32)
     model.set_output_embeddings(fp32)
 
