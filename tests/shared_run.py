@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +23,10 @@ from pathlib import Path
 import pytest
 from fixture_data import TEST_CONFIG
 
-from workflow.helpers import CLUSTER_LEFT_RUNNING, STOP_CLUSTER, snakemake_command
+# The workflow tests import their helpers as ``helpers`` (tests/workflow/ is on their path, not
+# on the xdist controller's): the same name here, so that a worker loads the file once.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "workflow"))
+from helpers import CLUSTER_LEFT_RUNNING, STOP_CLUSTER, snakemake_command  # noqa: E402
 
 TIMEOUT = 1800  # seconds for every stage, resampling included
 EXIT_CODE = "snakemake.exit"  # written in the run's folder when Snakemake has ended
