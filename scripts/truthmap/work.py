@@ -41,6 +41,9 @@ class Work:
     """Wall time inside the meter's ``with`` block: the model work without loading and writing."""
     dtype: str = ""
     device: str = ""
+    threads: int = 0
+    """CPU threads torch computed with (0 on a GPU): the peak a job is measured against is that
+    of the cores it had, not of the whole machine."""
 
 
 @dataclass
@@ -91,6 +94,8 @@ class WorkMeter:
     _started: float = 0.0
 
     def __enter__(self) -> Work:
+        import torch
+
         from truthmap.models import decoder_body, decoder_layers
 
         model = self.model
@@ -98,6 +103,7 @@ class WorkMeter:
         q = query_width(model.config)
         param = next(model.parameters())
         self.work.dtype, self.work.device = str(param.dtype).removeprefix("torch."), param.device.type
+        self.work.threads = torch.get_num_threads() if param.device.type == "cpu" else 0
         self._handles.append(body.register_forward_pre_hook(self._on_body, with_kwargs=True))
         for block in decoder_layers(model):
             per_token = 2.0 * linear_weights(block)

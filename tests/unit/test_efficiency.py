@@ -31,8 +31,8 @@ def test_mfu_per_stage(tmp_path):
     (root / "train_probes").mkdir()
     (root / "train_probes" / "layer0.tsv").write_text(HEADER + "3\t0\t1\t1\t1\t1\t0\t0\t0\t0\n", encoding="utf-8")
 
-    peaks = {("cpu", "float32"): 100.0, ("cpu", "bfloat16"): 200.0}
-    rows = efficiency_rows(read_work(root), lambda device, dtype: peaks[device, dtype])
+    peaks = {("cpu", "float32", 0): 100.0, ("cpu", "bfloat16", 0): 200.0}
+    rows = efficiency_rows(read_work(root), lambda device, dtype, threads: peaks[device, dtype, threads])
     assert [r["rule"] for r in rows] == ["generate_answers", "extract_activations", "label_answers"]
     gen, ext, lab = rows
     assert gen["jobs"] == 2 and gen["tokens"] == 1000 and gen["padding"] == pytest.approx(1 / 6)
@@ -43,3 +43,30 @@ def test_mfu_per_stage(tmp_path):
     assert lab["tokens"] == 0 and math.isnan(lab["mfu_job"]) and lab["job_s"] == 2
     lines = format_table(rows)
     assert len(lines) == 4 and "2.5%" in lines[1] and "5.0%" in lines[1] and lines[3].rstrip().endswith("-")
+
+
+def test_a_stage_is_measured_against_the_threads_its_jobs_had(tmp_path):
+    root = tmp_path / "benchmarks"
+    job(root, "score_p_true", "000", 10.0, flops=80e9, tokens=10, padded_tokens=10, model_seconds=4.0, threads=1)
+    job(root, "score_p_true", "001", 10.0, flops=80e9, tokens=10, padded_tokens=10, model_seconds=4.0, threads=1)
+    asked = []
+    rows = efficiency_rows(read_work(root), lambda *kind: asked.append(kind) or 100.0 * kind[2])
+    assert asked == [("cpu", "float32", 1)]
+    assert rows[0]["threads"] == "1" and rows[0]["mfu_model"] == pytest.approx(160 / (8 * 100))
+    assert format_table(rows)[1].split()[3] == "1"
+
+
+def test_measured_peaks_use_the_threads_asked_and_restore_the_default():
+    import torch
+
+    from truthmap.efficiency import measured_peaks
+
+    before = torch.get_num_threads()
+    seen = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("truthmap.flops.matmul_peak_gflops", lambda device, dtype: seen.append(torch.get_num_threads()) or 1.0)
+        peak = measured_peaks()
+        peak("cpu", "float32", 1)
+        peak("cpu", "float32", 1)  # measured once
+        peak("cpu", "float32", 0)
+    assert seen == [1, before] and torch.get_num_threads() == before

@@ -171,11 +171,12 @@ def test_every_model_stage_counts_its_work(workdir):
     from truthmap.models import dtype_name, pick_dtype
 
     # a peak no 2-core CPU reaches in any dtype (bfloat16 here measured 569-683 GFLOP/s): MFUs lie in (0, 1)
-    rows = {r["rule"]: r for r in efficiency_rows(read_work(workdir / "benchmarks"), lambda device, dtype: 2000.0)}
+    rows = {r["rule"]: r for r in efficiency_rows(read_work(workdir / "benchmarks"), lambda *kind: 2000.0)}
     picked = dtype_name(pick_dtype("auto", torch.device("cpu")))
     assert set(rows) == set(MODEL_STAGES)
     for rule in ("generate_answers", "extract_activations", "resample_answers"):
         assert rows[rule]["tokens"] > 0 and rows[rule]["dtype"] == picked  # what auto picks on this machine
+        assert int(rows[rule]["threads"]) >= 1  # the threads its jobs computed with, on the CPU
         assert 0 < rows[rule]["model_s"] <= rows[rule]["job_s"]
         assert 0 < rows[rule]["mfu_model"] < 1
     table = subprocess.run([sys.executable, "-m", "truthmap.stage_times", "benchmarks"], cwd=workdir,
