@@ -99,11 +99,15 @@ def format_table(rows: Sequence[Mapping]) -> list[str]:
     lines = [f"{'stage':<20}{'jobs':>5}{'dtype':>10}{'threads':>8}{'tokens':>9}{'pad':>6}{'GFLOP':>9}{'job s':>8}"
              f"{'model s':>9}{'peak GF/s':>10}{'MFU job':>9}{'MFU model':>10}"]
     for r in rows:
-        lines.append(f"{r['rule']:<20}{r['jobs']:>5}{r['dtype']:>10}{r['threads'] if r['threads'] not in ('', '0') else '-':>8}{r['tokens']:>9}"
-                     f"{r['padding']:>6.0%}"
-                     f"{r['gflop']:>9.0f}{r['job_s']:>8.1f}{r['model_s']:>9.1f}{_num(r['peak_gflops']):>10}"
+        lines.append(f"{r['rule']:<20}{r['jobs']:>5}{r['dtype']:>10}{_threads(r['threads']):>8}{r['tokens']:>9}"
+                     f"{r['padding']:>6.0%}{r['gflop']:>9.0f}{r['job_s']:>8.1f}{r['model_s']:>9.1f}{_num(r['peak_gflops']):>10}"
                      f"{_pct(r['mfu_job']):>9}{_pct(r['mfu_model']):>10}")
     return lines
+
+
+def _threads(threads: str) -> str:
+    """The threads cell: "-" on a GPU or where the jobs did not record them."""
+    return "-" if threads in ("", "0") else threads
 
 
 def _pct(x: float) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from truthmap.files import InputError
 from truthmap.logistic import Fits, fit_many, sigmoid
 from truthmap.settings import EMBEDDINGS_LAYER, ProbeSettings, SplitSettings
-from truthmap.splits import stratified_folds, held_out_rows
+from truthmap.splits import held_out_rows, stratified_folds
 from truthmap.stats import bootstrap_auc, roc_auc
 
 STALE_SHARD = "the shard was not made from this run's labels: delete it and the next run extracts it again"

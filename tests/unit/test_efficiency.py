@@ -64,7 +64,8 @@ def test_measured_peaks_use_the_threads_asked_and_restore_the_default():
     before = torch.get_num_threads()
     seen = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("truthmap.flops.matmul_peak_gflops", lambda device, dtype: seen.append(torch.get_num_threads()) or 1.0)
+        patch.setattr("truthmap.flops.matmul_peak_gflops",
+                      lambda device, dtype: seen.append(torch.get_num_threads()) or 1.0)
         peak = measured_peaks()
         peak("cpu", "float32", 1)
         peak("cpu", "float32", 1)  # measured once

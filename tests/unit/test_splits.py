@@ -22,8 +22,11 @@ def labels(n: int, balance: float, seed: int, classes: int = 2) -> np.ndarray:
     return y
 
 
-@pytest.mark.parametrize(("n", "balance", "seed", "fraction"), [
-    (*case, fraction) for case in CASES for fraction in (0.2, 0.25, 0.4) if 2 <= np.ceil(fraction * case[0]) <= case[0] - 2])
+STRATIFIABLE = [(*case, fraction) for case in CASES for fraction in (0.2, 0.25, 0.4)
+                if 2 <= np.ceil(fraction * case[0]) <= case[0] - 2]
+
+
+@pytest.mark.parametrize(("n", "balance", "seed", "fraction"), STRATIFIABLE)
 def test_stratified_test_rows_are_scikit_learns(n, balance, seed, fraction):
     y = labels(n, balance, seed)
     _, expected = train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=y)
