@@ -1,15 +1,17 @@
-"""How fast an extraction shard is written: the writer's chunk slabs against h5py row lists.
+"""How fast an extraction shard is written: whole chunks as stored bytes, against h5py slabs and row lists.
 
     PYTHONPATH=scripts .venv/bin/python -m truthmap.write_bench [--examples 1847] [--repeats 2]
 
 A synthetic shard shaped like the default run's activations (30 layers x 12 tokens x 576, float16),
 filled batch by batch in the rows an extraction gives it: batches of at most 32,768 tokens (a
 GPU's; 2,048 on a CPU) over length-sorted questions, so each batch holds rows from every chunk.
-Three writers: ``row lists`` hands h5py each batch's sorted rows (the writer until 2026-12-04);
-``slabs`` rewrites each chunk a batch touches whole; ``held slabs`` is
-:class:`truthmap.h5io.ActivationWriter` holding 256 MB of blocks (an extraction job holds at least that) before it
-writes them as slabs. The modes alternate ``--repeats`` times in one process, so the ratios
-compare like with like on a noisy machine.
+Every writer holds 256 MB of blocks (an extraction job holds at least that) before it writes them:
+``row lists`` hands h5py the held rows as a row list (the writer until 2026-12-04); ``slabs``
+hands h5py each group of chunk rows as one (rows, P, H) slab, which HDF5 gathers into its chunks
+(the writer until 2026-12-05); ``chunks`` is :class:`truthmap.h5io.ActivationWriter`, which lays
+each chunk out in memory and writes its bytes as stored. The modes alternate ``--repeats`` times in
+one process, so the ratios compare like with like on a noisy machine. It also times the float16
+check every block passes (``np.isfinite`` against the exponent bits the writer tests).
 On a GPU the extraction job's time was mostly this write (README, Performance).
 """
 
@@ -24,29 +26,71 @@ from pathlib import Path
 import numpy as np
 
 from truthmap.activations import token_batches
-from truthmap.h5io import WRITE_BUFFER_BYTES, ActivationWriter, dataset_name
+from truthmap.h5io import WRITE_BUFFER_BYTES, ActivationWriter, dataset_name, nonfinite_rows
 
 
 class RowListWriter(ActivationWriter):
-    """The writer before 2026-12-04: each batch's sorted rows handed to h5py as a row list."""
+    """The writer before 2026-12-04: the held rows, sorted, handed to h5py as a row list."""
 
-    def _write_rows(self, name: str, rows: np.ndarray, half: np.ndarray) -> None:
-        self._file[name][rows] = half
+    def _write_chunks(self, dataset, held) -> None:
+        rows, half = _sorted_rows(held)
+        dataset[rows] = half
+
+
+class SlabWriter(ActivationWriter):
+    """The writer of 2026-12-04: each group of chunk rows that the held rows touch, as one h5py slab."""
+
+    def _write_chunks(self, dataset, held) -> None:
+        rows, half = _sorted_rows(held)
+        step = dataset.chunks[0]
+        filled = self._filled.setdefault(dataset.name, set())
+        starts = np.unique(rows // step * step)
+        bounds = np.searchsorted(rows, np.append(starts[1:], dataset.shape[0]))
+        first = 0
+        for start, last in zip(starts.tolist(), bounds.tolist()):
+            stop = min(start + step, dataset.shape[0])
+            slab = dataset[start:stop] if start in filled else np.zeros((stop - start, *dataset.shape[1:]),
+                                                                          dataset.dtype)
+            slab[rows[first:last] - start] = half[first:last]
+            dataset[start:stop] = slab
+            filled.add(start)
+            first = last
+
+
+def _sorted_rows(held) -> tuple[np.ndarray, np.ndarray]:
+    """The held (rows, block) pairs as one block in row order."""
+    rows = np.concatenate([r for r, _ in held])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], np.concatenate([h for _, h in held])[order]
+
+
+WRITERS = {"row lists": RowListWriter, "slabs": SlabWriter, "chunks": ActivationWriter}
 
 
 def time_write(path: Path, batches: Sequence[np.ndarray], blocks: dict[str, np.ndarray], n: int,
                tokens: int, mode: str) -> float:
-    """Seconds to create, fill and close one shard in ``mode`` (``row lists``, ``slabs``, ``held slabs``)."""
+    """Seconds to create, fill and close one shard with the writer ``mode`` of :data:`WRITERS`."""
+    path.unlink(missing_ok=True)  # an extraction job writes a new file, never over an old one
     start = time.perf_counter()
     width = next(iter(blocks.values())).shape[2]
-    kind = RowListWriter if mode == "row lists" else ActivationWriter
-    with kind(path, ids=[str(i) for i in range(n)], labels=np.zeros(n, dtype=np.int8),
+    with WRITERS[mode](path, ids=[str(i) for i in range(n)], labels=np.zeros(n, dtype=np.int8),
               positions=np.zeros((n, tokens), dtype=np.int64), tokens=[str(t) for t in range(tokens)],
               layers=list(range(len(blocks))), hidden_size=width, widths={"residual": width}, model="synthetic",
-              buffer_bytes=WRITE_BUFFER_BYTES if mode == "held slabs" else 0) as writer:
+              buffer_bytes=WRITE_BUFFER_BYTES) as writer:
         for rows in batches:
             writer.write(rows, {name: block[: len(rows)] for name, block in blocks.items()})
     return time.perf_counter() - start
+
+
+def check_seconds(block: np.ndarray, bits: bool, repeats: int = 5) -> float:
+    """Median seconds of :func:`truthmap.h5io.nonfinite_rows` on ``block``, or of ``np.isfinite``."""
+    rows = block.reshape(len(block), -1)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        nonfinite_rows(block) if bits else ~np.isfinite(rows).all(axis=1)
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     megabytes = opts.examples * opts.layers * opts.tokens * opts.hidden * 2 / 1e6
     print(f"shard: {opts.examples} examples x {opts.layers} layers x {opts.tokens} tokens x {opts.hidden}, "
           f"{megabytes:.0f} MB of float16, {len(batches)} batches of {[len(b) for b in batches]} rows")
-    times: dict[str, list[float]] = {"row lists": [], "slabs": [], "held slabs": []}
+    times: dict[str, list[float]] = {mode: [] for mode in WRITERS}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(opts.repeats):
             for mode in times:
@@ -78,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode, seconds in times.items():
         median = float(np.median(seconds))
         print(f"| {mode} | {median:.2f} | {megabytes / median:.0f} | {before / median:.1f}x |")
+    block = blocks[dataset_name("residual", 0)]
+    print(f"float16 check of a {block.nbytes / 1e6:.1f} MB block: np.isfinite {check_seconds(block, False) * 1e3:.2f} ms, "
+          f"exponent bits {check_seconds(block, True) * 1e3:.2f} ms")
     return 0
 
 

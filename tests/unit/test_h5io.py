@@ -15,6 +15,7 @@ from truthmap.h5io import (
     ActivationWriter,
     chunk_rows,
     dataset_name,
+    nonfinite_rows,
     read_layer,
     read_meta,
 )
@@ -80,12 +81,13 @@ def test_rows_written_out_of_order_land_at_their_rows(tmp_path):
         np.testing.assert_array_equal(block, blocks[dataset_name(SITE, layer)].astype(np.float16))
 
 
+@pytest.mark.parametrize("n", [2 * CHUNK_ROWS + 37, 2 * CHUNK_ROWS + 38], ids=["even chunks", "a short last chunk"])
 @pytest.mark.parametrize("buffer_bytes", [0, 6_000, WRITE_BUFFER_BYTES], ids=["each", "some", "all"])
-def test_batches_scattered_over_many_chunks_keep_every_earlier_row(tmp_path, buffer_bytes):
+def test_batches_scattered_over_many_chunks_keep_every_earlier_row(tmp_path, buffer_bytes, n):
     """Length-sorted extraction batches pick rows from every chunk; each write rewrites the chunks it
     touches, so rows written earlier must survive (and unwritten rows stay zero), whether the
-    writer writes each batch at once, a few held together, or all of them at the close."""
-    n = 2 * CHUNK_ROWS + 37
+    writer writes each batch at once, a few held together, or all of them at the close. 550 rows
+    make chunks of 184, so the last chunk reaches past the end of the shard."""
     rng = np.random.default_rng(3)
     order = rng.permutation(n)
     batches = np.array_split(order[: n - 5], 4)  # the last 5 rows are never written
@@ -266,6 +268,16 @@ def test_values_beyond_float16_stop_the_write_with_layer_and_rows(tmp_path):
         with writer(path, ids, labels, positions, [0, 2], 2) as w:
             w.write(np.arange(4), blocks)
     assert not path.exists()
+
+
+def test_the_float16_check_agrees_with_isfinite_on_every_bit_pattern():
+    every = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    np.testing.assert_array_equal(nonfinite_rows(every[:, None]), ~np.isfinite(every))
+    rows = np.zeros((4, 3, 5), np.float16)
+    rows[1, 2, 3], rows[3, 0, 0] = np.inf, -np.nan
+    assert nonfinite_rows(rows).tolist() == [False, True, False, True]
+    assert nonfinite_rows(rows[:, :, ::2]).tolist() == [False, False, False, True]  # a strided view
+    assert nonfinite_rows(rows.astype(np.float32)).tolist() == [False, True, False, True]
 
 
 def test_a_tampered_shard_is_refused_on_read(tmp_path):
