@@ -66,6 +66,7 @@ class PositionCapture:
         self.layers = list(layers)
         self.sites = list(sites)
         self.index: torch.Tensor | None = None
+        self.masked: torch.Tensor | None = None
         self.captured: dict[str, torch.Tensor] = {}
         blocks = decoder_layers(model)
         self.hidden_size = int(model.config.get_text_config().hidden_size)
@@ -89,14 +90,18 @@ class PositionCapture:
                 else:
                     self._handles.append(module.register_forward_pre_hook(self._input_hook(name), with_kwargs=True))
 
-    def start(self, index: torch.Tensor | None) -> None:
-        """Before a forward pass: the positions to keep (None keeps nothing, e.g. for a shared prefix)."""
-        self.index, self.captured, self._seen = index, {}, set()
+    def start(self, index: torch.Tensor | None, masked: torch.Tensor | None = None) -> None:
+        """Before a forward pass: the positions to keep (None keeps nothing, e.g. for a shared prefix),
+        and which of them are masked (B, P) and kept as zeros."""
+        self.index, self.masked, self.captured, self._seen = index, masked, {}, set()
 
     def _keep(self, name: str, hidden: torch.Tensor) -> None:
         if self.index is not None:
             rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
-            self.captured[name] = hidden[rows, self.index.to(hidden.device)].to("cpu", torch.float16)
+            kept = hidden[rows, self.index.to(hidden.device)]  # a new tensor: zeroed in place, on its device
+            if self.masked is not None:
+                kept.masked_fill_(self.masked.to(hidden.device)[..., None], 0)
+            self.captured[name] = kept.to("cpu", torch.float16)
         self._seen.add(name)
         if self._last <= self._seen:
             raise _StopForward
@@ -143,7 +148,8 @@ def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]],
         ids[row, : len(rest)] = torch.tensor(rest, dtype=torch.long)
         mask[row, : shared + len(rest)] = 1
     position_ids = (shared + torch.arange(width)).expand(len(rests), width)
-    capture.start(torch.as_tensor(np.clip(positions - shared, 0, None), dtype=torch.long, device=device))
+    capture.start(torch.as_tensor(np.clip(positions - shared, 0, None), dtype=torch.long, device=device),
+                  torch.as_tensor(positions < 0, device=device))
     try:
         body(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=position_ids.to(device),
              past_key_values=past, use_cache=past is not None)
@@ -152,8 +158,7 @@ def extract_batch(body, capture: PositionCapture, seqs: Sequence[Sequence[int]],
     missing = set(capture.names()) - set(capture.captured)
     if missing:
         raise RuntimeError(f"{sorted(missing)} were not reached in the forward pass")
-    masked = torch.as_tensor(positions < 0)
-    return {name: _zero_masked(t, masked).numpy() for name, t in capture.captured.items()}
+    return {name: t.numpy() for name, t in capture.captured.items()}
 
 
 def prefix_to_share(seqs: Sequence[Sequence[int]], positions: np.ndarray, minimum: int = 8) -> int:
@@ -178,12 +183,6 @@ def prefix_cache(body, capture: PositionCapture, prefix: Sequence[int], copies: 
         pass
     cache.batch_repeat_interleave(copies)
     return cache
-
-
-def _zero_masked(block: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-    block = block.clone()
-    block[masked] = 0
-    return block
 
 
 class BackgroundWrites:
