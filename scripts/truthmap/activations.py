@@ -34,9 +34,23 @@ class _StopForward(Exception):
     """Raised by the hook on the deepest needed layer to end the forward pass."""
 
 
-def token_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Group example indices by similar length so that rows x longest <= batch_tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+def token_batches(lengths: Sequence[int], batch_tokens: int, window: int | None = None) -> list[list[int]]:
+    """Group example indices by similar length so that rows x longest <= batch_tokens.
+
+    With ``window``, examples are grouped only within consecutive runs of ``window`` indices
+    (0 to window - 1, then the next ``window``, ...), so that the batches finish one run of rows
+    before they start the next: a shard writer that holds less than the shard then writes each
+    chunk once (:meth:`truthmap.h5io.ActivationWriter.window_rows`)."""
+    step = window or max(len(lengths), 1)
+    batches: list[list[int]] = []
+    for first in range(0, len(lengths), step):
+        batches += _length_batches(lengths, range(first, min(first + step, len(lengths))), batch_tokens)
+    return batches
+
+
+def _length_batches(lengths: Sequence[int], indices: range, batch_tokens: int) -> list[list[int]]:
+    """:func:`token_batches` of the examples at ``indices``."""
+    order = sorted(indices, key=lambda i: (lengths[i], i))
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
@@ -238,8 +252,9 @@ def extract_to_h5(
     batch_tokens: int,
     share_prefix: bool = True,
     progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Extract every example of a shard and write the HDF5 file atomically.
+) -> list[list[int]]:
+    """Extract every example of a shard and write the HDF5 file atomically; the batches that ran
+    (the example indices of each, after any halving).
 
     Each batch's blocks are written by a background thread while the next
     batch runs through the model.
@@ -255,6 +270,7 @@ def extract_to_h5(
             model_dtype=dtype_name(next(model.parameters()).dtype), buffer_bytes=write_buffer_bytes(model),
         ) as writer:
             writes = BackgroundWrites(writer.write)
+            ran: list[list[int]] = []
             try:
                 done = 0
 
@@ -262,9 +278,10 @@ def extract_to_h5(
                     return extract_batch(body, capture, [seqs[i] for i in part], positions[part], pad_id, device,
                                          share_prefix)
 
-                batches = token_batches([len(s) for s in seqs], batch_tokens)
+                batches = token_batches([len(s) for s in seqs], batch_tokens, writer.window_rows())
                 for part, blocks in Halving("extraction batch").each(batches, step):
                     writes.put(np.asarray(part), blocks)
+                    ran.append(list(part))
                     done += len(part)
                     if progress:
                         progress(done, len(seqs))
@@ -272,6 +289,7 @@ def extract_to_h5(
                 writes.join()
     finally:
         capture.remove()
+    return ran
 
 
 def write_buffer_bytes(model) -> int:

@@ -160,7 +160,7 @@ def extract_job(model_dir: str, n: int, out_path: str, batch_tokens: int, device
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    extract_to_h5(
+    batches = extract_to_h5(
         model, out_path, ids=work.ids, seqs=work.seqs, positions=work.positions, labels=work.labels,
         tokens=list(DEFAULT_TOKENS[: work.positions.shape[1]]), layers=list(range(info.num_layers)),
         sites=["residual"], model_name=info.name, pad_id=tokenizer.pad_token_id or 0, batch_tokens=batch_tokens,
@@ -169,7 +169,7 @@ def extract_job(model_dir: str, n: int, out_path: str, batch_tokens: int, device
     seconds = time.perf_counter() - start
     return {
         "examples": len(work.seqs), "tokens": work.tokens, "seconds": seconds, "tokens_per_s": work.tokens / seconds,
-        "computed_tokens_per_s": computed_tokens(work.seqs, work.positions, batch_tokens) / seconds,
+        "computed_tokens_per_s": computed_tokens(work.seqs, work.positions, batches) / seconds,
         "peak_rss_mb": _peak_rss_mb(), "rss_after_load_mb": rss_loaded,
         "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None,
         "file_bytes": Path(out_path).stat().st_size,
@@ -177,12 +177,14 @@ def extract_job(model_dir: str, n: int, out_path: str, batch_tokens: int, device
     }
 
 
-def computed_tokens(seqs: Sequence[Sequence[int]], positions: np.ndarray, batch_tokens: int) -> int:
-    """Tokens our extractor runs through the model: each batch's shared prefix counts once."""
-    from truthmap.activations import prefix_to_share, token_batches
+def computed_tokens(seqs: Sequence[Sequence[int]], positions: np.ndarray, batches: Sequence[Sequence[int]]) -> int:
+    """Tokens our extractor runs through the model in ``batches`` (example indices, as
+    :func:`truthmap.activations.extract_to_h5` ran them): each batch's shared prefix counts once."""
+    from truthmap.activations import prefix_to_share
 
     total = 0
-    for batch in token_batches([len(s) for s in seqs], batch_tokens):
+    for batch in batches:
+        batch = list(batch)
         shared = prefix_to_share([seqs[i] for i in batch], positions[batch])
         total += shared + sum(len(seqs[i]) - shared for i in batch)
     return total

@@ -106,6 +106,11 @@ class ActivationWriter:
         self._pending_bytes = 0
         self._filled: dict[str, set[int]] = {}
         """Per dataset, the first rows of the chunks written so far."""
+        self._step = chunk_rows(n)
+        self._group_rows = np.diff(np.append(np.arange(0, n, self._step), n))
+        """Rows of each group of chunk rows (the last may be short)."""
+        self._received: dict[str, np.ndarray] = {}
+        """Per dataset, the rows handed to it so far in each group."""
         self._ctx = atomic_path(self.path, suffix=".h5.tmp")
         tmp = self._ctx.__enter__()
         try:
@@ -126,8 +131,10 @@ class ActivationWriter:
         f.create_dataset("label", data=np.asarray(labels, dtype=np.int8))
         f.create_dataset("positions", data=positions.astype(np.int32))
         f.create_dataset("valid", data=positions >= 0)
+        self._row_bytes = 0
         for site, layer in site_layers(list(self.widths), self.layers):
             width = hidden_size if layer == EMBEDDINGS_LAYER else self.widths[site]
+            self._row_bytes += p * width * np.dtype(np.float16).itemsize
             f.create_dataset(dataset_name(site, layer), shape=(n, p, width), dtype=np.float16,
                              chunks=(chunk_rows(n), 1, width))
         f.attrs.update(
@@ -137,9 +144,10 @@ class ActivationWriter:
 
     def write(self, rows: np.ndarray, blocks: dict[str, np.ndarray]) -> None:
         """Store ``blocks[name]`` (len(rows), P, H) at ``rows`` (any order); ``name`` is a
-        :func:`dataset_name`. Blocks wait in memory until ``buffer_bytes`` of them are held (or the
-        file closes), so that each chunk is written as few times as possible. A float16 block is
-        held as it is, not copied: do not change it after.
+        :func:`dataset_name`. Blocks wait in memory until every row of their group of chunk rows
+        has arrived, or ``buffer_bytes`` of them are held, or the file closes, so that each chunk
+        is written as few times as possible. A float16 block is held as it is, not copied: do not
+        change it after.
 
         A value that is not finite in float16 (NaN, or beyond +-65504) stops the
         write with the layer and the rows: a probe could not use it.
@@ -159,8 +167,46 @@ class ActivationWriter:
         for name, half in halves.items():
             self._pending.setdefault(name, []).append((rows, half))
             self._pending_bytes += half.nbytes
+            received = self._received.setdefault(name, np.zeros(len(self._group_rows), np.int64))
+            received += np.bincount(rows // self._step, minlength=len(received))
+        self._write_complete_groups()
         if self._pending_bytes >= self.buffer_bytes:
             self._flush()
+
+    def window_rows(self) -> int | None:
+        """Rows to extract before the next ones when the shard is larger than the writer's hold:
+        as many whole groups of chunk rows as the hold takes (at least one); None when the
+        whole shard fits. Batches that finish one such window of rows before they start the
+        next (:func:`truthmap.activations.token_batches`) complete the window's chunks, which
+        are then written, each once, while the held bytes stay within the hold. Batches over
+        all rows instead fill every chunk a little at a time, so that each time the hold is
+        full every chunk is read back and rewritten."""
+        n = int(self._group_rows.sum())
+        if n * self._row_bytes <= self.buffer_bytes:
+            return None
+        return max(1, self.buffer_bytes // (self._row_bytes * self._step)) * self._step
+
+    def _write_complete_groups(self) -> None:
+        """Write the held rows of every group of chunk rows that has now received all its rows."""
+        for name, held in list(self._pending.items()):
+            complete = self._received[name] >= self._group_rows
+            chosen, kept = [], []
+            for rows, half in held:
+                done = complete[rows // self._step]
+                if done.all():
+                    chosen.append((rows, half))
+                elif done.any():
+                    chosen.append((rows[done], half[done]))
+                    kept.append((rows[~done], half[~done]))
+                else:
+                    kept.append((rows, half))
+            if chosen:
+                self._write_chunks(self._file[name], chosen)
+                self._pending_bytes -= sum(half.nbytes for _, half in chosen)
+                if kept:
+                    self._pending[name] = kept
+                else:
+                    del self._pending[name]
 
     def _flush(self) -> None:
         """Write the held blocks, dataset by dataset (a write may fill some datasets only)."""

@@ -9,7 +9,10 @@ Every writer holds 256 MB of blocks (an extraction job holds at least that) befo
 ``row lists`` hands h5py the held rows as a row list (the writer until 2026-12-04); ``slabs``
 hands h5py each group of chunk rows as one (rows, P, H) slab, which HDF5 gathers into its chunks
 (the writer until 2026-12-05); ``chunks`` is :class:`truthmap.h5io.ActivationWriter`, which lays
-each chunk out in memory and writes its bytes as stored. The modes alternate ``--repeats`` times in
+each chunk out in memory and writes its bytes as stored; ``chunks, in windows`` is the same writer
+given batches that finish a window of rows (as many groups of chunk rows as the hold takes) before
+they start the next, as an extraction job's are when its shard is larger than the hold, so that
+each chunk is written once. The default shard (766 MB) is three times the hold. The modes alternate ``--repeats`` times in
 one process, so the ratios compare like with like on a noisy machine. It also times the float16
 check every block passes (``np.isfinite`` against the exponent bits the writer tests).
 On a GPU the extraction job's time was mostly this write (README, Performance).
@@ -64,20 +67,28 @@ def _sorted_rows(held) -> tuple[np.ndarray, np.ndarray]:
     return rows[order], np.concatenate([h for _, h in held])[order]
 
 
-WRITERS = {"row lists": RowListWriter, "slabs": SlabWriter, "chunks": ActivationWriter}
+WRITERS = {"row lists": (RowListWriter, False), "slabs": (SlabWriter, False), "chunks": (ActivationWriter, False),
+           "chunks, in windows": (ActivationWriter, True)}
+"""Each mode's writer, and whether its batches finish a window of rows before the next
+(:meth:`truthmap.h5io.ActivationWriter.window_rows`, what an extraction job does since 2026-12-05)."""
 
 
-def time_write(path: Path, batches: Sequence[np.ndarray], blocks: dict[str, np.ndarray], n: int,
+def time_write(path: Path, lengths: Sequence[int], batch_tokens: int, blocks: dict[str, np.ndarray],
                tokens: int, mode: str) -> float:
-    """Seconds to create, fill and close one shard with the writer ``mode`` of :data:`WRITERS`."""
+    """Seconds to create, fill and close one shard of ``len(lengths)`` examples in ``mode`` of
+    :data:`WRITERS`, in the batches that an extraction of examples of ``lengths`` would give it;
+    ``blocks`` hold as many rows as the widest batch."""
     path.unlink(missing_ok=True)  # an extraction job writes a new file, never over an old one
+    kind, windowed = WRITERS[mode]
+    n = len(lengths)
     start = time.perf_counter()
     width = next(iter(blocks.values())).shape[2]
-    with WRITERS[mode](path, ids=[str(i) for i in range(n)], labels=np.zeros(n, dtype=np.int8),
+    with kind(path, ids=[str(i) for i in range(n)], labels=np.zeros(n, dtype=np.int8),
               positions=np.zeros((n, tokens), dtype=np.int64), tokens=[str(t) for t in range(tokens)],
               layers=list(range(len(blocks))), hidden_size=width, widths={"residual": width}, model="synthetic",
               buffer_bytes=WRITE_BUFFER_BYTES) as writer:
-        for rows in batches:
+        for rows in token_batches(list(lengths), batch_tokens, writer.window_rows() if windowed else None):
+            rows = np.asarray(rows)
             writer.write(rows, {name: block[: len(rows)] for name, block in blocks.items()})
     return time.perf_counter() - start
 
@@ -104,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     lengths = rng.integers(40, 70, opts.examples)  # the built-in questions' prompt + answer lengths
-    batches = [np.asarray(b) for b in token_batches(list(lengths), opts.batch_tokens)]
-    widest = max(len(b) for b in batches)
+    batches = token_batches(list(lengths), opts.batch_tokens)
+    widest = min(opts.examples, opts.batch_tokens // int(lengths.min()))  # the most rows any batching gives a batch
     blocks = {dataset_name("residual", layer): rng.standard_normal((widest, opts.tokens, opts.hidden))
               .astype(np.float16) for layer in range(opts.layers)}
     megabytes = opts.examples * opts.layers * opts.tokens * opts.hidden * 2 / 1e6
@@ -115,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(opts.repeats):
             for mode in times:
-                times[mode].append(time_write(Path(tmp) / "shard.h5", batches, blocks, opts.examples,
+                times[mode].append(time_write(Path(tmp) / "shard.h5", lengths, opts.batch_tokens, blocks,
                                               opts.tokens, mode))
     before = float(np.median(times["row lists"]))
     print("| writer | median s | MB/s | vs row lists |\n| --- | --- | --- | --- |")

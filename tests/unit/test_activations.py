@@ -47,6 +47,51 @@ def test_token_batches_respect_budget():
         assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 16
 
 
+@pytest.mark.parametrize("window", [1, 3, 4, 6, 100])
+def test_token_batches_in_windows_finish_each_window_first(window):
+    lengths = [7, 3, 5, 9, 2, 8, 4, 4, 6, 1]
+    batches = token_batches(lengths, 16, window)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    runs = [{i // window for i in batch} for batch in batches]
+    assert all(len(run) == 1 for run in runs)  # no batch takes rows of two windows
+    assert [min(run) for run in runs] == sorted(min(run) for run in runs)  # windows in order
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 16
+    if window >= len(lengths):
+        assert batches == token_batches(lengths, 16)
+
+
+def test_a_shard_larger_than_the_hold_is_extracted_window_by_window(tiny_model, tmp_path, monkeypatch):
+    """With a hold of two chunk groups, batches finish each window of rows first, every chunk is
+    written once, and the values are those of a shard held whole."""
+    import truthmap.activations as activations
+    from truthmap.h5io import ActivationWriter
+
+    model, tok = tiny_model
+    rng = np.random.default_rng(5)
+    n = 600  # chunks of 200 rows
+    seqs = [list(rng.integers(3, 90, int(rng.integers(4, 12)))) for _ in range(n)]
+    positions = np.array([[len(s) - 1, 0] for s in seqs])
+    common = dict(ids=[str(i) for i in range(n)], seqs=seqs, positions=positions, labels=np.zeros(n, np.int8),
+                  tokens=["-1", "first"], layers=[0, 1], sites=["residual"], model_name="tiny",
+                  pad_id=tok.pad_token_id, batch_tokens=512)
+    extract_to_h5(model, str(tmp_path / "whole.h5"), **common)
+    row_bytes = 2 * 2 * 32 * 2  # layers x tokens x hidden x float16
+    monkeypatch.setattr(activations, "write_buffer_bytes", lambda model: 2 * 200 * row_bytes + 5)
+    written = []
+    original = ActivationWriter._write_chunks
+    monkeypatch.setattr(ActivationWriter, "_write_chunks", lambda self, dataset, held: (
+        written.extend((dataset.name, int(g)) for g in np.unique(np.concatenate([rows for rows, _ in held]) // 200)),
+        original(self, dataset, held))[1])
+    extract_to_h5(model, str(tmp_path / "windows.h5"), **common)
+    assert sorted(written) == sorted((f"/{dataset_name('residual', layer)}", group)
+                                     for layer in (0, 1) for group in range(3))  # each group once
+    for layer in (0, 1):
+        np.testing.assert_allclose(read_layer(tmp_path / "windows.h5", "residual", layer).astype(np.float32),
+                                   read_layer(tmp_path / "whole.h5", "residual", layer).astype(np.float32),
+                                   atol=2e-3)
+
+
 SITES = ["residual", "mlp_input"]
 
 

@@ -35,8 +35,9 @@ def test_computed_tokens_count_a_shared_prefix_once():
     prefix = list(range(100, 112))
     seqs = [prefix + [1, 2, 3], prefix + [4, 5], prefix + [6, 7, 8, 9]]
     positions = np.array([[12, 14], [12, 13], [13, 15]])
-    assert computed_tokens(seqs, positions, batch_tokens=1000) == 12 + 3 + 2 + 4
-    assert computed_tokens(seqs, positions, batch_tokens=1) == sum(map(len, seqs))  # one per batch: no sharing
+    assert computed_tokens(seqs, positions, [[0, 1, 2]]) == 12 + 3 + 2 + 4
+    assert computed_tokens(seqs, positions, [[2, 0], [1]]) == 12 + 3 + 4 + len(seqs[1])
+    assert computed_tokens(seqs, positions, [[0], [1], [2]]) == sum(map(len, seqs))  # one per batch: no sharing
 
 
 def test_extraction_workload_positions_lie_inside_each_sequence(tiny_tokenizer):

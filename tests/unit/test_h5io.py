@@ -103,6 +103,49 @@ def test_batches_scattered_over_many_chunks_keep_every_earlier_row(tmp_path, buf
         np.testing.assert_array_equal(read_layer(path, SITE, layer), expected)
 
 
+def test_the_window_is_whole_chunk_groups_within_the_hold(tmp_path):
+    n = 2 * CHUNK_ROWS + 38  # chunks of 184 rows
+    ids, labels, positions, _ = make_data(n, 3)
+    row_bytes = 2 * len(TOKENS) * 3 * 2  # layers x tokens x width x float16
+
+    def window(buffer_bytes):
+        with ActivationWriter(tmp_path / "shard.h5", ids=ids, labels=labels, positions=positions, tokens=TOKENS,
+                              layers=[0, 2], hidden_size=3, widths={SITE: 3}, model="tiny",
+                              buffer_bytes=buffer_bytes) as w:
+            return w.window_rows()
+
+    assert window(n * row_bytes) is None  # the shard fits
+    assert window(n * row_bytes - 1) == 2 * 184
+    assert window(184 * row_bytes) == 184
+    assert window(0) == 184  # at least one group
+
+
+def test_groups_are_written_once_all_their_rows_have_arrived(tmp_path, monkeypatch):
+    """Rows that complete a group of chunk rows are written at once (the hold is never reached),
+    and only then: a group is never read back."""
+    import truthmap.h5io as h5io
+
+    reads = []
+    monkeypatch.setattr(h5io, "_read_group", lambda dataset, start: reads.append(start))
+    n = 2 * CHUNK_ROWS + 38
+    ids, labels, positions, blocks = make_data(n, 3)
+    path = tmp_path / "shard.h5"
+    rng = np.random.default_rng(4)
+    with ActivationWriter(path, ids=ids, labels=labels, positions=positions, tokens=TOKENS, layers=[0, 2],
+                          hidden_size=3, widths={SITE: 3}, model="tiny") as w:
+        for first in (368, 0, 184):  # one group at a time, in two writes each, rows shuffled
+            rows = first + rng.permutation(min(184, n - first))
+            half, rest = np.array_split(rows, 2)
+            w.write(half, {name: block[half] for name, block in blocks.items()})
+            assert w._pending_bytes > 0  # held: the group is not complete
+            w.write(rest, {name: block[rest] for name, block in blocks.items()})
+            assert w._pending_bytes == 0  # complete: written
+    assert reads == []
+    for layer in (0, 2):
+        np.testing.assert_array_equal(read_layer(path, SITE, layer),
+                                      blocks[dataset_name(SITE, layer)].astype(np.float16))
+
+
 def test_writes_that_each_fill_one_layer_are_all_kept(tmp_path):
     """A writer may be handed a layer at a time (the bench's synthetic shards): what it holds is
     kept per dataset."""
