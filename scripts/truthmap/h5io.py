@@ -221,7 +221,7 @@ class ActivationWriter:
         memory, so that each is one contiguous run of bytes, and handed to HDF5 as stored bytes
         (``write_direct_chunk``: the datasets have no filters): no selection, conversion or chunk
         cache on the way. A group is read back only when an earlier write filled part of it (else
-        it starts from zeros, the fill value). Before 2026-12-05 each group went through h5py as a
+        it starts from zeros, the fill value). Until commit faa2fd5 each group went through h5py as a
         (rows, P, H) slab, which HDF5 gathered into its P chunks: 330 MB/s on a 2-core CPU, the
         bound of an extraction job on a GPU (README, Performance)."""
         step = dataset.chunks[0]

@@ -5,17 +5,23 @@
 A synthetic shard shaped like the default run's activations (30 layers x 12 tokens x 576, float16),
 filled batch by batch in the rows an extraction gives it: batches of at most 32,768 tokens (a
 GPU's; 2,048 on a CPU) over length-sorted questions, so each batch holds rows from every chunk.
-Every writer holds 256 MB of blocks (an extraction job holds at least that) before it writes them:
-``row lists`` hands h5py the held rows as a row list (the writer until 2026-12-04); ``slabs``
-hands h5py each group of chunk rows as one (rows, P, H) slab, which HDF5 gathers into its chunks
-(the writer until 2026-12-05); ``chunks`` is :class:`truthmap.h5io.ActivationWriter`, which lays
-each chunk out in memory and writes its bytes as stored; ``chunks, in windows`` is the same writer
-given batches that finish a window of rows (as many groups of chunk rows as the hold takes) before
-they start the next, as an extraction job's are when its shard is larger than the hold, so that
-each chunk is written once. The default shard (766 MB) is three times the hold. The modes alternate ``--repeats`` times in
-one process, so the ratios compare like with like on a noisy machine. It also times the float16
-check every block passes (``np.isfinite`` against the exponent bits the writer tests).
-On a GPU the extraction job's time was mostly this write (README, Performance).
+Every writer but the first holds 256 MB of blocks (an extraction job holds at least that) before
+it writes them:
+
+- ``row lists`` hands h5py each batch's rows as a row list (the writer until 2026-12-04);
+- ``slabs`` hands h5py each group of chunk rows as one (rows, P, H) slab, which HDF5 gathers into
+  its chunks (the writer of 2026-12-04, until commit faa2fd5);
+- ``chunks`` is :class:`truthmap.h5io.ActivationWriter`, which lays each chunk out in memory and
+  writes its bytes as stored;
+- ``chunks, in windows`` is the same writer given batches that finish a window of rows (as many
+  groups of chunk rows as the hold takes) before they start the next, as an extraction job's are
+  when its shard is larger than the hold, so that each chunk is written once. The default shard
+  (766 MB) is three times the hold.
+
+The modes alternate ``--repeats`` times in one process, so the ratios compare like with like on a
+noisy machine. The bench also times the float16 check every block passes (``np.isfinite``
+against the exponent bits the writer tests). On a GPU the extraction job's time was mostly this
+write (README, Performance).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from truthmap.h5io import WRITE_BUFFER_BYTES, ActivationWriter, dataset_name, no
 
 
 class RowListWriter(ActivationWriter):
-    """The writer before 2026-12-04: the held rows, sorted, handed to h5py as a row list."""
+    """The writer before 2026-12-04 (it held nothing): each batch's rows, sorted, handed to h5py as a row list."""
 
     def _write_chunks(self, dataset, held) -> None:
         rows, half = _sorted_rows(held)
@@ -41,7 +47,8 @@ class RowListWriter(ActivationWriter):
 
 
 class SlabWriter(ActivationWriter):
-    """The writer of 2026-12-04: each group of chunk rows that the held rows touch, as one h5py slab."""
+    """The writer of 2026-12-04, until commit faa2fd5: each group of chunk rows that the held rows
+    touch, as one h5py slab."""
 
     def _write_chunks(self, dataset, held) -> None:
         rows, half = _sorted_rows(held)
@@ -67,10 +74,12 @@ def _sorted_rows(held) -> tuple[np.ndarray, np.ndarray]:
     return rows[order], np.concatenate([h for _, h in held])[order]
 
 
-WRITERS = {"row lists": (RowListWriter, False), "slabs": (SlabWriter, False), "chunks": (ActivationWriter, False),
-           "chunks, in windows": (ActivationWriter, True)}
-"""Each mode's writer, and whether its batches finish a window of rows before the next
-(:meth:`truthmap.h5io.ActivationWriter.window_rows`, what an extraction job does since 2026-12-05)."""
+WRITERS = {"row lists": (RowListWriter, 0, False), "slabs": (SlabWriter, WRITE_BUFFER_BYTES, False),
+           "chunks": (ActivationWriter, WRITE_BUFFER_BYTES, False),
+           "chunks, in windows": (ActivationWriter, WRITE_BUFFER_BYTES, True)}
+"""Each mode's writer, the bytes it holds, and whether its batches finish a window of rows before
+the next (:meth:`truthmap.h5io.ActivationWriter.window_rows`, what an extraction job does since
+commit 7545e77)."""
 
 
 def time_write(path: Path, lengths: Sequence[int], batch_tokens: int, blocks: dict[str, np.ndarray],
@@ -79,14 +88,14 @@ def time_write(path: Path, lengths: Sequence[int], batch_tokens: int, blocks: di
     :data:`WRITERS`, in the batches that an extraction of examples of ``lengths`` would give it;
     ``blocks`` hold as many rows as the widest batch."""
     path.unlink(missing_ok=True)  # an extraction job writes a new file, never over an old one
-    kind, windowed = WRITERS[mode]
+    kind, hold, windowed = WRITERS[mode]
     n = len(lengths)
     start = time.perf_counter()
     width = next(iter(blocks.values())).shape[2]
     with kind(path, ids=[str(i) for i in range(n)], labels=np.zeros(n, dtype=np.int8),
               positions=np.zeros((n, tokens), dtype=np.int64), tokens=[str(t) for t in range(tokens)],
               layers=list(range(len(blocks))), hidden_size=width, widths={"residual": width}, model="synthetic",
-              buffer_bytes=WRITE_BUFFER_BYTES) as writer:
+              buffer_bytes=hold) as writer:
         for rows in token_batches(list(lengths), batch_tokens, writer.window_rows() if windowed else None):
             rows = np.asarray(rows)
             writer.write(rows, {name: block[: len(rows)] for name, block in blocks.items()})
