@@ -24,17 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from truthmap.lbfgs import NUMPY, minimise
+
 TOL = 3e-5
 """Largest gradient entry at which a fit stops: where the test AUCs of layer 15 of the default
 run lie as near the optimum's (within 4.2e-4) as scikit-learn's default stop (tol 1e-4: within
 4.6e-4); `python -m truthmap.probe_bench` measures both."""
-
-ARMIJO = 1e-4
-"""Sufficient decrease of the backtracking line search."""
-
-HISTORY = 10
-"""Curvature pairs each fit keeps (scikit-learn's L-BFGS keeps 10)."""
-
 
 @dataclass(frozen=True)
 class Fits:
@@ -165,65 +160,19 @@ def fit_many(X: np.ndarray, y: np.ndarray, masks: np.ndarray, C: float, max_iter
     groups = [(np.array([k for k in range(K) if bases[k] == b]), inverse)
               for b, inverse in bound_inverses(prob, masks, bases).items()]
 
-    theta = np.zeros((K, P))
-    Z = prob.margins(theta)
-    f, g = prob.loss(theta, Z), prob.gradient(theta, Z)
-    S, Y = np.zeros((HISTORY, K, P)), np.zeros((HISTORY, K, P))
-    rho = np.zeros((HISTORY, K))  # 0 marks a pair a fit did not keep
-    done = np.abs(g).max(1) <= tol
-    n_iter = np.zeros(K, dtype=int)
-    for it in range(max_iter):
-        if done.all():
-            break
-        d = -_two_loop(g, S, Y, rho, [(it - 1 - j) % HISTORY for j in range(min(it, HISTORY))], groups)
-        d = np.where(((g * d).sum(1) >= 0)[:, None], -g, d)  # never uphill
-        d[done] = 0.0
-        slope = (g * d).sum(1)
-        Zd = prob.margins(d)
-        alpha, f_new = _backtrack(prob, theta, Z, f, slope, d, Zd, ~done)
-        step = alpha[:, None] * d
-        theta_new, Z_new = theta + step, Z + alpha[:, None] * Zd
-        g_new = prob.gradient(theta_new, Z_new)
-        y_vec = g_new - g
-        sy = (step * y_vec).sum(1)
-        keep = (sy > 1e-10) & ~done
-        slot = it % HISTORY
-        S[slot], Y[slot] = step, y_vec
-        rho[slot] = np.where(keep, 1.0 / np.where(keep, sy, 1.0), 0.0)
-        theta, Z = theta_new, Z_new
-        f, g = np.where(done, f, f_new), np.where(done[:, None], g, g_new)
-        n_iter += ~done
-        done = done | (np.abs(g).max(1) <= tol)
+    theta, n_iter, done = minimise(prob, _by_base(groups), np.zeros((K, P)), max_iter, tol, NUMPY)
     return Fits(mean=prob.mean + center, scale=prob.scale, coef=theta[:, :-1].copy(), intercept=theta[:, -1].copy(),
                 n_iter=n_iter, converged=done)
 
 
-def _two_loop(g: np.ndarray, S: np.ndarray, Y: np.ndarray, rho: np.ndarray, newest_first: list[int],
-              groups: list[tuple[np.ndarray, InverseBound]]) -> np.ndarray:
-    """L-BFGS's inverse-Hessian product with ``g`` per fit, the inverse bound of the fit's base
-    as the initial matrix (``groups``: the fits sharing a base, and its inverse)."""
-    q, alphas = g.copy(), []
-    for i in newest_first:
-        a = rho[i] * (S[i] * q).sum(1)
-        alphas.append(a)
-        q -= a[:, None] * Y[i]
-    r = np.empty_like(q)
-    for fits, inverse in groups:
-        r[fits] = inverse.apply(q[fits])
-    for i, a in zip(reversed(newest_first), reversed(alphas)):
-        b = rho[i] * (Y[i] * r).sum(1)
-        r += S[i] * (a - b)[:, None]
-    return r
+def _by_base(groups: list[tuple[np.ndarray, InverseBound]]):
+    """Gradients (K, H + 1) times the inverse bound of each fit's base (``groups``: the fits
+    sharing a base, and its inverse): L-BFGS's initial inverse Hessian."""
 
+    def precondition(q: np.ndarray) -> np.ndarray:
+        r = np.empty_like(q)
+        for fits, inverse in groups:
+            r[fits] = inverse.apply(q[fits])
+        return r
 
-def _backtrack(prob: _Problem, theta, Z, f, slope, d, Zd, active, tries: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Per-fit step lengths from 1, halved until the Armijo condition holds (0 for inactive fits),
-    and the objective there."""
-    alpha = np.where(active, 1.0, 0.0)
-    for _ in range(tries):
-        trial = prob.loss(theta + alpha[:, None] * d, Z + alpha[:, None] * Zd)
-        failing = active & (trial > f + ARMIJO * alpha * slope)
-        if not failing.any():
-            break
-        alpha = np.where(failing, alpha / 2, alpha)
-    return alpha, trial
+    return precondition

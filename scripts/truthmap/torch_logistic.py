@@ -2,7 +2,7 @@
 
 :func:`fit_cells` minimises what :func:`truthmap.logistic.fit_many` does (scikit-learn's
 ``make_pipeline(StandardScaler(), LogisticRegression(C=C))`` on each fit's rows), with the same
-L-BFGS, preconditioner (the inverse of Bohning's bound, built from a base fit's rows) and stop
+L-BFGS loop (:func:`truthmap.lbfgs.minimise`), preconditioner (the inverse of Bohning's bound, built from a base fit's rows) and stop
 rule (no gradient entry above ``tol``), with one more leading dimension: the *cell*. Cell c has its
 own features (N_c, H) and fits (its masks over those rows); every L-BFGS step of every fit of every
 cell is two batched matrix products, so the cells of a layer, each with its primary fit, its
@@ -28,9 +28,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from truthmap.logistic import ARMIJO, HISTORY, TOL, Fits
+from truthmap.lbfgs import ArrayOps, minimise
+from truthmap.logistic import TOL, Fits
 
 DTYPE = torch.float64
+
+TORCH = ArrayOps(
+    zeros=lambda shape, like, dtype=None: torch.zeros(
+        shape, dtype=torch.long if dtype is int else (dtype or like.dtype), device=like.device),
+    where=torch.where,
+    amax=lambda x: x.amax(-1),
+    copy=torch.clone,
+    cast=lambda x, like: x.to(like.dtype),
+)
+"""The operations :func:`truthmap.lbfgs.minimise` needs, in torch."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +202,9 @@ def fit_cells(cells: Sequence[CellFits], C: float, max_iter: int, tol: float = T
     with torch.no_grad():
         batch = _Batch(cells, C, dev, dtype)
         pre = _Preconditioner(batch, cells)
-        theta, n_iter, done = _lbfgs(batch, pre, max_iter, tol)
+        start = torch.zeros((*batch.M.shape[:2], batch.X.shape[2] + 1), dtype=batch.X.dtype, device=batch.X.device)
+        theta, n_iter, done = minimise(batch, pre.apply, start, max_iter, tol, TORCH, active=batch.active)
+        done = done & batch.active
     mean, scale = (batch.mean + batch.center[:, None]).cpu().numpy(), batch.scale.cpu().numpy()
     theta, n_iter, done = theta.cpu().numpy(), n_iter.cpu().numpy(), done.cpu().numpy()
     out = []
@@ -200,67 +213,3 @@ def fit_cells(cells: Sequence[CellFits], C: float, max_iter: int, tol: float = T
         out.append(Fits(mean=mean[c, :k], scale=scale[c, :k], coef=theta[c, :k, :-1].copy(),
                         intercept=theta[c, :k, -1].copy(), n_iter=n_iter[c, :k], converged=done[c, :k]))
     return out
-
-
-def _lbfgs(batch: _Batch, pre: _Preconditioner, max_iter: int, tol: float):
-    """:func:`truthmap.logistic.fit_many`'s loop over (cell, fit) pairs: parameters, steps, stopped."""
-    C, K = batch.M.shape[:2]
-    P = batch.X.shape[2] + 1
-    theta = torch.zeros((C, K, P), dtype=batch.X.dtype, device=batch.X.device)
-    Z = batch.margins(theta)
-    f, g = batch.loss(theta, Z), batch.gradient(theta, Z)
-    S = torch.zeros((HISTORY, C, K, P), dtype=theta.dtype, device=theta.device)
-    Y = torch.zeros_like(S)
-    rho = torch.zeros((HISTORY, C, K), dtype=theta.dtype, device=theta.device)  # 0: a pair a fit did not keep
-    done = (g.abs().amax(-1) <= tol) | ~batch.active
-    n_iter = torch.zeros((C, K), dtype=torch.long, device=theta.device)
-    for it in range(max_iter):
-        if bool(done.all()):
-            break
-        d = -_two_loop(g, S, Y, rho, [(it - 1 - j) % HISTORY for j in range(min(it, HISTORY))], pre)
-        d = torch.where(((g * d).sum(-1) >= 0)[..., None], -g, d)  # never uphill
-        d = torch.where(done[..., None], 0.0, d)
-        slope = (g * d).sum(-1)
-        Zd = batch.margins(d)
-        alpha, f_new = _backtrack(batch, theta, Z, f, slope, d, Zd, ~done)
-        step = alpha[..., None] * d
-        theta_new, Z_new = theta + step, Z + alpha[..., None] * Zd
-        g_new = batch.gradient(theta_new, Z_new)
-        y_vec = g_new - g
-        sy = (step * y_vec).sum(-1)
-        keep = (sy > 1e-10) & ~done
-        slot = it % HISTORY
-        S[slot], Y[slot] = step, y_vec
-        rho[slot] = torch.where(keep, 1.0 / torch.where(keep, sy, 1.0), 0.0)
-        theta, Z = theta_new, Z_new
-        f, g = torch.where(done, f, f_new), torch.where(done[..., None], g, g_new)
-        n_iter += (~done).long()
-        done = done | (g.abs().amax(-1) <= tol)
-    return theta, n_iter, done & batch.active
-
-
-def _two_loop(g, S, Y, rho, newest_first: list[int], pre: _Preconditioner) -> torch.Tensor:
-    """L-BFGS's inverse-Hessian product with ``g`` per fit, its base's inverse bound as the initial matrix."""
-    q, alphas = g.clone(), []
-    for i in newest_first:
-        a = rho[i] * (S[i] * q).sum(-1)
-        alphas.append(a)
-        q -= a[..., None] * Y[i]
-    r = pre.apply(q)
-    for i, a in zip(reversed(newest_first), reversed(alphas)):
-        b = rho[i] * (Y[i] * r).sum(-1)
-        r += S[i] * (a - b)[..., None]
-    return r
-
-
-def _backtrack(batch: _Batch, theta, Z, f, slope, d, Zd, active, tries: int = 40):
-    """Per-fit step lengths from 1, halved until the Armijo condition holds (0 for inactive fits),
-    and the objective there."""
-    alpha = active.to(theta.dtype)
-    for _ in range(tries):
-        trial = batch.loss(theta + alpha[..., None] * d, Z + alpha[..., None] * Zd)
-        failing = active & (trial > f + ARMIJO * alpha * slope)
-        if not bool(failing.any()):
-            break
-        alpha = torch.where(failing, alpha / 2, alpha)
-    return alpha, trial
