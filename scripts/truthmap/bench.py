@@ -511,6 +511,16 @@ def _default_model_dir() -> Path:
     return pipeline if (pipeline / "manifest.json").exists() else Path("resources/bench/SmolLM2-135M-Instruct")
 
 
+def _prepared(model_dir: Path, source: str) -> Path:
+    """``model_dir``, prepared from ``source`` first when it holds no prepared model."""
+    if not (model_dir / "manifest.json").exists():
+        from truthmap.models import prepare_model
+
+        print(f"preparing {source} into {model_dir} ...", flush=True)
+        prepare_model(model_dir.name, source, model_dir)
+    return model_dir
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "extract-job":
@@ -527,6 +537,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "else resources/bench/SmolLM2-135M-Instruct, prepared from --prepare when missing")
     parser.add_argument("--prepare", default="embedded:smollm2-135m-instruct",
                         help="model source to prepare into --model-dir when it does not exist")
+    parser.add_argument("--shape", default=None,
+                        help="a folder holding a model's config.json: bench a model of that shape with random weights, "
+                             "prepared once into --model-dir (default resources/bench/<folder>-random) with the "
+                             "default model's tokenizer")
     parser.add_argument("--out", default="results/bench", help="folder for bench.json and scratch files")
     parser.add_argument("--stage-times", default="benchmarks", help="Snakemake benchmark folder of the last run")
     parser.add_argument("--device", default="auto")
@@ -535,12 +549,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-tokens", type=int, default=None, help="default: 2048 on CPU, 32768 on a GPU")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     opts = parser.parse_args(args)
-    model_dir = Path(opts.model_dir or _default_model_dir())
-    if not (model_dir / "manifest.json").exists():
-        from truthmap.models import prepare_model
+    if opts.shape:
+        model_dir = Path(opts.model_dir or f"resources/bench/{Path(opts.shape).resolve().name}-random")
+        if not (model_dir / "manifest.json").exists():
+            from truthmap.random_model import prepare_random
 
-        print(f"preparing {opts.prepare} into {model_dir} ...", flush=True)
-        prepare_model(model_dir.name, opts.prepare, model_dir)
+            print(f"preparing {opts.shape}'s shape with random weights into {model_dir} ...", flush=True)
+            prepare_random(opts.shape, _prepared(_default_model_dir(), opts.prepare), model_dir, device=opts.device)
+    else:
+        model_dir = _prepared(Path(opts.model_dir or _default_model_dir()), opts.prepare)
     out = Path(opts.out)
     from truthmap.models import pick_device
 

@@ -200,7 +200,7 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike, *, trust_r
         else:
             weights_dir = resolved.path
             info_dir = resolved.path
-        info = _describe(name, source, info_dir, weights_dir, trust_remote_code, allow_pickle)
+        info = describe(name, source, info_dir, weights_dir, trust_remote_code, allow_pickle)
         write_json(tmp / MANIFEST, asdict(info))
         _ordinary_permissions(tmp)
         if out_dir.exists():
@@ -309,8 +309,9 @@ def _plain_views_reader(reader: type) -> type:
     return PlainViews
 
 
-def _describe(name: str, source: str, config_dir: Path, weights_dir: Path, trust_remote_code: bool,
-              allow_pickle: bool) -> ModelInfo:
+def describe(name: str, source: str, config_dir: Path, weights_dir: Path, trust_remote_code: bool,
+             allow_pickle: bool) -> ModelInfo:
+    """The manifest of a model whose config and tokenizer are in ``config_dir``."""
     from transformers import AutoConfig, AutoTokenizer
 
     try:
