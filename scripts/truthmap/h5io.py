@@ -35,8 +35,9 @@ from truthmap.settings import EMBEDDINGS_LAYER
 CHUNK_ROWS = 256
 
 WRITE_BUFFER_BYTES = 256 * 2**20
-"""Blocks a writer holds before writing them: an extraction batch holds rows of every chunk, and
-each write rewrites the chunks it touches, so fewer, larger writes touch each chunk fewer times."""
+"""Blocks a writer holds at most before writing them. A chunk is written once all its rows have
+arrived; until then its rows wait, and a write of a chunk only partly filled must be redone when
+the rest arrives, so the hold decides how often that happens (see ``window_rows``)."""
 
 FLOAT16_EXPONENT = np.uint16(0x7C00)
 """The exponent bits of a float16: all set in an infinity or a NaN."""
@@ -136,7 +137,7 @@ class ActivationWriter:
             width = hidden_size if layer == EMBEDDINGS_LAYER else self.widths[site]
             self._row_bytes += p * width * np.dtype(np.float16).itemsize
             f.create_dataset(dataset_name(site, layer), shape=(n, p, width), dtype=np.float16,
-                             chunks=(chunk_rows(n), 1, width))
+                             chunks=(self._step, 1, width))
         f.attrs.update(
             tokens=list(tokens), layers=self.layers, sites=list(self.widths), model=model,
             hidden_size=hidden_size, site_widths=list(self.widths.values()), complete=False,
