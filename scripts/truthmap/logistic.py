@@ -31,6 +31,7 @@ TOL = 3e-5
 run lie as near the optimum's (within 4.2e-4) as scikit-learn's default stop (tol 1e-4: within
 4.6e-4); `python -m truthmap.probe_bench` measures both."""
 
+
 @dataclass(frozen=True)
 class Fits:
     """K fitted probes: standardisation, weights on standardised features, intercept."""

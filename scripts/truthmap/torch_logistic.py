@@ -2,11 +2,12 @@
 
 :func:`fit_cells` minimises what :func:`truthmap.logistic.fit_many` does (scikit-learn's
 ``make_pipeline(StandardScaler(), LogisticRegression(C=C))`` on each fit's rows), with the same
-L-BFGS loop (:func:`truthmap.lbfgs.minimise`), preconditioner (the inverse of Bohning's bound, built from a base fit's rows) and stop
-rule (no gradient entry above ``tol``), with one more leading dimension: the *cell*. Cell c has its
-own features (N_c, H) and fits (its masks over those rows); every L-BFGS step of every fit of every
-cell is two batched matrix products, so the cells of a layer, each with its primary fit, its
-cross-validation folds and its further seeded splits, run as one problem on the device.
+L-BFGS loop (:func:`truthmap.lbfgs.minimise`), preconditioner (the inverse of Bohning's bound,
+built from a base fit's rows) and stop rule (no gradient entry above ``tol``), with one more
+leading dimension: the *cell*. Cell c has its own features (N_c, H) and fits (its masks over those
+rows); every L-BFGS step of every fit of every cell is two batched matrix products, so the cells
+of a layer, each with its primary fit, its cross-validation folds and its further seeded splits,
+run as one problem on the device.
 
 Cells may use different rows (``probe.examples: per_cell``) and different numbers of fits (a
 seeded split short of a class has none): their rows are padded with zero rows that no fit
