@@ -521,6 +521,24 @@ def _prepared(model_dir: Path, source: str) -> Path:
     return model_dir
 
 
+def _random_prepared(shape: Path, model_dir: Path, opts: argparse.Namespace) -> Path:
+    """``model_dir``, prepared with random weights of ``shape``'s config first when it holds no
+    prepared model; one prepared from something else is refused."""
+    from truthmap.files import InputError
+    from truthmap.models import ModelInfo
+    from truthmap.random_model import prepare_random
+
+    if (model_dir / "manifest.json").exists():
+        source = ModelInfo.read(model_dir).source
+        if source != f"random:{shape}":
+            raise InputError(f"{model_dir} holds {source}, not random weights of {shape}'s shape",
+                             hint="name another --model-dir, or delete that folder")
+        return model_dir
+    print(f"preparing {shape}'s shape with random weights into {model_dir} ...", flush=True)
+    prepare_random(shape, _prepared(_default_model_dir(), opts.prepare), model_dir, device=opts.device)
+    return model_dir
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "extract-job":
@@ -550,12 +568,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     opts = parser.parse_args(args)
     if opts.shape:
-        model_dir = Path(opts.model_dir or f"resources/bench/{Path(opts.shape).resolve().name}-random")
-        if not (model_dir / "manifest.json").exists():
-            from truthmap.random_model import prepare_random
+        from truthmap.files import InputError
 
-            print(f"preparing {opts.shape}'s shape with random weights into {model_dir} ...", flush=True)
-            prepare_random(opts.shape, _prepared(_default_model_dir(), opts.prepare), model_dir, device=opts.device)
+        default = f"resources/bench/{Path(opts.shape).resolve().name}-random"
+        try:
+            model_dir = _random_prepared(Path(opts.shape), Path(opts.model_dir or default), opts)
+        except InputError as err:
+            print(f"error: {err}" + (f"\n  {err.hint}" if err.hint else ""), file=sys.stderr)
+            return 1
     else:
         model_dir = _prepared(Path(opts.model_dir or _default_model_dir()), opts.prepare)
     out = Path(opts.out)

@@ -53,7 +53,8 @@ def test_the_bench_extracts_from_a_random_model(tmp_path, tiny_hf_dir, tiny_mode
     assert job["examples"] == 6 and job["file_bytes"] >= job["min_bytes"] > 0
 
 
-def test_bench_shape_prepares_once_then_benches_that_folder(tmp_path, tiny_hf_dir, tiny_model_dir, monkeypatch):
+def test_bench_shape_prepares_once_then_benches_that_folder(tmp_path, tiny_hf_dir, tiny_model_dir, monkeypatch,
+                                                           capsys):
     shape = shape_folder(tmp_path, tiny_hf_dir, num_hidden_layers=2)
     ran = []
     monkeypatch.setattr(bench, "_default_model_dir", lambda: tiny_model_dir)
@@ -70,6 +71,10 @@ def test_bench_shape_prepares_once_then_benches_that_folder(tmp_path, tiny_hf_di
     (out / "marker").write_text("kept")
     assert bench.main(args) == 0  # prepared already: used as it is
     assert (out / "marker").exists() and ran == [str(out)] * 2
+    assert bench.main(["--shape", str(shape), "--model-dir", str(tiny_model_dir), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {tiny_model_dir} holds {tiny_hf_dir}, not random weights of {shape}'s shape" in err
+    assert "Traceback" not in err
 
 
 def test_a_vocabulary_smaller_than_the_tokenizer_is_refused(tmp_path, tiny_hf_dir, tiny_model_dir):
