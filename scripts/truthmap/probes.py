@@ -16,7 +16,7 @@ import numpy as np
 from truthmap.files import InputError
 from truthmap.logistic import Fits, fit_many, sigmoid
 from truthmap.settings import EMBEDDINGS_LAYER, ProbeSettings, SplitSettings
-from truthmap.splits import held_out_rows, stratified_folds
+from truthmap.splits import held_out_count, held_out_rows, stratified_folds
 from truthmap.stats import bootstrap_auc, roc_auc
 
 STALE_SHARD = "the shard was not made from this run's labels: delete it and the next run extracts it again"
@@ -43,7 +43,7 @@ def make_split(ids: list[str], labels: np.ndarray, test_fraction: float, seed: i
     ids_sorted = [ids[i] for i in order]
     y = np.asarray(labels)[order]
     counts = np.bincount(y, minlength=2) if len(y) else np.zeros(2, int)
-    n_test = int(np.ceil(test_fraction * len(y)))
+    n_test = held_out_count(len(y), test_fraction)
     stratify = bool(counts.min() >= 2 and 2 <= n_test <= len(y) - 2)
     is_test = np.zeros(len(y), dtype=bool)
     if len(y) >= 2 and 1 <= n_test < len(y):

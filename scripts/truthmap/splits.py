@@ -14,11 +14,17 @@ from math import ceil
 import numpy as np
 
 
+def held_out_count(n: int, test_fraction: float) -> int:
+    """How many of ``n`` rows a test fraction holds out: ``ceil(test_fraction * n)``, as scikit-learn
+    rounds it."""
+    return ceil(test_fraction * n)
+
+
 def held_out_rows(y: np.ndarray | None, n: int, test_fraction: float, seed: int) -> np.ndarray:
     """The test rows of ``n`` rows, sorted: ``ceil(test_fraction * n)`` of them, stratified by the
     labels ``y`` when given (every class needs two rows), else a plain shuffle. scikit-learn's
     ``train_test_split(range(n), test_size=test_fraction, random_state=seed, stratify=y)``."""
-    n_test = ceil(test_fraction * n)
+    n_test = held_out_count(n, test_fraction)
     n_train = n - n_test
     if not 0 < n_test < n:
         raise ValueError(f"a test fraction of {test_fraction} leaves no rows on one side of {n}")
