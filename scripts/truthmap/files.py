@@ -34,11 +34,17 @@ class InputError(ValueError):
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+    """Yield a temporary path next to ``path``, for the body to create; rename it onto ``path`` on
+    success.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
     Temporary files that an earlier, killed writer of ``path`` left behind are
     removed first (one job writes an output at a time).
+
+    The name is reserved by ``mkstemp`` and its empty file removed again, so the body creates
+    the file (with the mode an ordinary ``open`` gives it) instead of truncating one: ext4, like
+    XFS, writes a file that was truncated back to disk when it is closed, so that a crash never
+    shows it empty. For a 766 MB activation shard that was 0.15-0.25 s inside the job.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -50,10 +56,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates the file 0600; give it the mode an ordinary open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    tmp.unlink()
     try:
         yield tmp
         os.replace(tmp, target)
