@@ -185,10 +185,7 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike, *, trust_r
     interrupted conversion never leaves a half-written model behind. A Hugging
     Face folder needs safetensors weights unless ``allow_pickle``.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with prepared_folder(out_dir) as tmp:
         resolved = resolve_source(source, assemble_dir=tmp / "gguf")
         if resolved.kind == "hf_dir" and not allow_pickle:
             check_safetensors(name, resolved.path)
@@ -202,13 +199,25 @@ def prepare_model(name: str, source: str, out_dir: str | os.PathLike, *, trust_r
             info_dir = resolved.path
         info = describe(name, source, info_dir, weights_dir, trust_remote_code, allow_pickle)
         write_json(tmp / MANIFEST, asdict(info))
+    return info
+
+
+@contextmanager
+def prepared_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``out_dir`` to assemble a prepared model in; on success it gets
+    the umask's modes and replaces ``out_dir``, so an interrupted preparation never leaves a
+    half-written model behind. It is removed either way."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield tmp
         _ordinary_permissions(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return info
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

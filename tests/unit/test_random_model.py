@@ -35,6 +35,8 @@ def test_a_config_alone_becomes_a_prepared_model_of_its_shape(tmp_path, tiny_hf_
     assert (info.num_layers, info.hidden_size, info.model_type) == (3, 48, "llama")
     assert info.has_chat_template and info.source == f"random:{shape}"
     assert ModelInfo.read(tmp_path / "random") == info
+    (tmp_path / "ordinary").mkdir()  # a prepared folder has the modes of an ordinary one, not mkdtemp's 0700
+    assert (tmp_path / "random").stat().st_mode == (tmp_path / "ordinary").stat().st_mode
     model, tokenizer = load_model(tmp_path / "random", device_map="cpu", dtype="float32")
     assert model.config.hidden_size == 48 and model.get_input_embeddings().weight.shape == (400, 48)
     assert len(tokenizer) == len(load_model(tiny_model_dir, device_map="cpu")[1])  # the given tokenizer
