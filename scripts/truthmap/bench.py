@@ -567,17 +567,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-tokens", type=int, default=None, help="default: 2048 on CPU, 32768 on a GPU")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     opts = parser.parse_args(args)
-    if opts.shape:
-        from truthmap.files import InputError
+    from truthmap.files import InputError
 
-        default = f"resources/bench/{Path(opts.shape).resolve().name}-random"
-        try:
+    try:
+        if opts.shape:
+            default = f"resources/bench/{Path(opts.shape).resolve().name}-random"
             model_dir = _random_prepared(Path(opts.shape), Path(opts.model_dir or default), opts)
-        except InputError as err:
-            print(f"error: {err}" + (f"\n  {err.hint}" if err.hint else ""), file=sys.stderr)
-            return 1
-    else:
-        model_dir = _prepared(Path(opts.model_dir or _default_model_dir()), opts.prepare)
+        else:
+            model_dir = _prepared(Path(opts.model_dir or _default_model_dir()), opts.prepare)
+    except InputError as err:  # a source or folder that cannot be prepared: one line, no traceback
+        print(f"error: {err}" + (f"\n  {err.hint}" if err.hint else ""), file=sys.stderr)
+        return 1
     out = Path(opts.out)
     from truthmap.models import pick_device
 
